@@ -1,0 +1,9 @@
+"""papernotes_core: the tested implementations that the Papernotes notebooks call.
+
+One module per paper, named by the paper's slug (``elu``, ``vae``, ...), and a few shared
+modules named for what they do: ``runtime`` (scale, device, seeding, paths), ``data`` (data sets
+and the fetch-verify-cache machinery), ``training`` (progress bars, checkpoints, the loop),
+``results`` (write a run's numbers, read them for pages).
+"""
+
+__version__ = "0.1.0"

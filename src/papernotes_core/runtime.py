@@ -1,0 +1,138 @@
+"""Where a run happens: its scale, its device, its seeds, and where its files go.
+
+Three scales share one code path (DESIGN.md):
+
+* ``quick``: at most 90 s per notebook on 2 CPU cores; CI runs it every time.
+* ``cpu``: the longest run worth doing on 2 cores (about an hour); results committed.
+* ``paper``: the paper's own settings, for a GPU.
+
+Environment variables:
+
+* ``PAPERNOTES_SCALE``: one of the scales; unset means ``paper`` where CUDA is present and
+  ``quick`` elsewhere.
+* ``PAPERNOTES_RESULTS``: the folder holding ``<scale>/<slug>.json`` (default: the repository's
+  ``results/``, or ``./results`` outside a checkout).
+* ``PAPERNOTES_CHECKPOINTS``: where checkpoints go (in Colab, point it at a Google Drive folder).
+* ``PAPERNOTES_DATA``: the data cache (default ``~/.cache/papernotes/data``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SCALES = ("quick", "cpu", "paper")
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def repo_root() -> Path | None:
+    """The repository checkout this package runs from, or ``None`` when installed elsewhere."""
+    candidate = _PACKAGE_DIR.parent.parent  # src/papernotes_core -> repository
+    if (candidate / "pyproject.toml").is_file() and (candidate / "src" / "papernotes_core").is_dir():
+        return candidate
+    return None
+
+
+def check_scale(scale: str) -> str:
+    """Return ``scale`` if it is one of :data:`SCALES`, else raise a ``ValueError`` naming them."""
+    if not isinstance(scale, str):
+        raise TypeError(f"scale must be a str, one of {SCALES}; got {type(scale).__name__}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    return scale
+
+
+def get_scale() -> str:
+    """The scale this process runs at: ``PAPERNOTES_SCALE`` if set, else by hardware.
+
+    Unset (or empty), it is ``paper`` where CUDA is present and ``quick`` elsewhere. Any other
+    value than the three scales is an error, never silently replaced by a default.
+    """
+    value = os.environ.get("PAPERNOTES_SCALE", "").strip()
+    if not value:
+        return "paper" if torch.cuda.is_available() else "quick"
+    try:
+        return check_scale(value)
+    except ValueError:
+        raise ValueError(
+            f"PAPERNOTES_SCALE={value!r} is not a scale: expected one of {', '.join(SCALES)}"
+        ) from None
+
+
+def config_for(config_cls, scale: str | None = None):
+    """The chapter config for ``scale`` (default :func:`get_scale`): ``config_cls.<scale>()``."""
+    scale = get_scale() if scale is None else check_scale(scale)
+    return getattr(config_cls, scale)()
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def results_dir() -> Path:
+    """Folder with ``<scale>/<slug>.json``: ``PAPERNOTES_RESULTS``, else the repository's."""
+    env = _env_path("PAPERNOTES_RESULTS")
+    if env is not None:
+        return env
+    root = repo_root()
+    return (root / "results") if root is not None else Path.cwd() / "results"
+
+
+def checkpoints_dir() -> Path:
+    """Folder for checkpoints: ``PAPERNOTES_CHECKPOINTS``, else ``checkpoints/`` beside results."""
+    env = _env_path("PAPERNOTES_CHECKPOINTS")
+    if env is not None:
+        return env
+    root = repo_root()
+    return (root / "checkpoints") if root is not None else Path.cwd() / "checkpoints"
+
+
+def data_dir() -> Path:
+    """The data cache: ``PAPERNOTES_DATA``, else ``~/.cache/papernotes/data``."""
+    env = _env_path("PAPERNOTES_DATA")
+    return env if env is not None else Path.home() / ".cache" / "papernotes" / "data"
+
+
+def device(name: str | None = None) -> torch.device:
+    """The device to compute on: CUDA when present, else the CPU.
+
+    ``name`` forces one (``"cpu"``, ``"cuda"``, ``"cuda:1"``); asking for CUDA where there is
+    none is an error rather than a silent fall-back to the CPU.
+    """
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads (default: ``PAPERNOTES_THREADS`` or leave as is); return it."""
+    if n is None:
+        env = os.environ.get("PAPERNOTES_THREADS", "").strip()
+        if not env:
+            return torch.get_num_threads()
+        n = int(env)
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    torch.set_num_threads(n)
+    return n
