@@ -12,6 +12,8 @@ Environment variables:
   ``quick`` elsewhere.
 * ``PAPERNOTES_RESULTS``: the folder holding ``<scale>/<slug>.json`` (default: the repository's
   ``results/``, or ``./results`` outside a checkout).
+* ``PAPERNOTES_RESULTS_OUT``: where runs *write* results, if not there (``make test`` points it
+  at a scratch folder so that testing never rewrites the committed files).
 * ``PAPERNOTES_CHECKPOINTS``: where checkpoints go (in Colab, point it at a Google Drive folder).
 * ``PAPERNOTES_DATA``: the data cache (default ``~/.cache/papernotes/data``).
 """
@@ -82,6 +84,12 @@ def results_dir() -> Path:
         return env
     root = repo_root()
     return (root / "results") if root is not None else Path.cwd() / "results"
+
+
+def results_out_dir() -> Path:
+    """Folder runs write results to: ``PAPERNOTES_RESULTS_OUT``, else :func:`results_dir`."""
+    env = _env_path("PAPERNOTES_RESULTS_OUT")
+    return env if env is not None else results_dir()
 
 
 def checkpoints_dir() -> Path:

@@ -1,0 +1,180 @@
+"""Sphinx extension: numbers about our runs, read from results files, never typed by hand.
+
+* ``{result}`` role: one number in prose. ``{result}`elu/cpu/train_loss.elu``` renders that
+  metric of ``results/cpu/elu.json`` to 3 significant figures; ``slug/scale/metric±sd_metric``
+  renders "mean ± sd"; a trailing ``:N`` sets N significant figures; a ``%`` suffix renders a
+  fraction as a percentage (``elu/cpu/test_error.elu%``).
+* ``{repro-table}`` directive: the chapter's paper-against-ours table. The argument is the slug;
+  each content line is ``metric [± sd_metric] : label``. Columns: the quantity, the paper's value
+  (with its source and verification status from the file's ``paper`` block), and ours at each
+  scale that has a results file (``:scales:`` picks them; default ``quick cpu paper``). A caption
+  lists each scale's seeds, commit and date.
+
+A reference to a missing file or metric is a Sphinx warning, so the strict build (``-W``) fails
+rather than print a stale or invented number. Results are read from ``PAPERNOTES_RESULTS`` or
+the repository's ``results/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective, SphinxRole
+
+from papernotes_core import results
+
+logger = logging.getLogger(__name__)
+STATUS_TEXT = {"V": "checked in the paper", "V2": "checked in a second-hand copy", "U": "unverified"}
+
+
+def _results_dir(env) -> Path:
+    value = os.environ.get("PAPERNOTES_RESULTS", "").strip()
+    return Path(value) if value else Path(env.app.confdir) / "results"
+
+
+def _load(env, slug: str, scale: str):
+    path = results.path_for(slug, scale, _results_dir(env))
+    env.note_dependency(str(path))
+    return results.read(slug, scale, _results_dir(env))
+
+
+def _format(data: dict, spec: str, digits: int, percent: bool) -> str:
+    main, _, sd = spec.partition("±")
+    value = results.metric(data, main.strip())
+    scale = 100.0 if percent else 1.0
+    text = results.format_number(value * scale, digits)
+    if sd.strip():
+        text += " ± " + results.format_number(results.metric(data, sd.strip()) * scale, max(digits - 1, 1))
+    return text + ("%" if percent else "")
+
+
+def _parse_spec(text: str) -> tuple[str, int, bool]:
+    percent = text.endswith("%")
+    text = text.rstrip("%")
+    digits = 3
+    if ":" in text:
+        text, _, d = text.rpartition(":")
+        digits = int(d)
+    return text.strip(), digits, percent
+
+
+class ResultRole(SphinxRole):
+    """``{result}`slug/scale/metric[±sd][:digits][%]```."""
+
+    def run(self):
+        try:
+            spec, digits, percent = _parse_spec(self.text)
+            slug, scale, metric = spec.split("/", 2)
+            data = _load(self.env, slug.strip(), scale.strip())
+            text = _format(data, metric, digits, percent)
+        except (ValueError, KeyError, FileNotFoundError) as err:
+            logger.warning(f"{{result}} `{self.text}`: {err}", location=self.get_location())
+            return [nodes.problematic(self.rawtext, self.rawtext)], []
+        return [nodes.inline(self.rawtext, text, classes=["papernotes-result"])], []
+
+
+class ReproTable(SphinxDirective):
+    """The paper-against-ours table of one chapter."""
+
+    required_arguments = 1
+    has_content = True
+    option_spec = {"scales": directives.unchanged, "digits": directives.positive_int,
+                   "percent": directives.flag, "caption": directives.unchanged}
+
+    def run(self):
+        slug = self.arguments[0]
+        scales = (self.options.get("scales") or "quick cpu paper").split()
+        digits = self.options.get("digits", 3)
+        percent = "percent" in self.options
+        loaded, missing = {}, []
+        for scale in scales:
+            try:
+                loaded[scale] = _load(self.env, slug, scale)
+            except FileNotFoundError:
+                missing.append(scale)
+            except ValueError as err:
+                logger.warning(f"repro-table {slug}: {err}", location=self.get_location())
+                return []
+        if not loaded:
+            logger.warning(f"repro-table {slug}: no results file at any of the scales {scales}",
+                           location=self.get_location())
+            return []
+        rows = []
+        for line in self.content:
+            if not line.strip():
+                continue
+            spec, sep, label = line.partition(" : ")
+            if not sep:
+                logger.warning(f"repro-table {slug}: a row must read 'metric [± sd] : label', got {line!r}",
+                               location=self.get_location())
+                return []
+            rows.append((spec.strip(), label.strip()))
+        paper_block = next(iter(loaded.values()))["paper"]
+        header = ["Quantity", "Paper"] + [f"Ours ({s})" for s in loaded]
+        table_rows = []
+        for spec, label in rows:
+            main = spec.partition("±")[0].strip()
+            entry = paper_block.get(main)
+            if entry is None:
+                paper_text = "not reported"
+            else:
+                value = "—" if entry["value"] is None else results.format_number(entry["value"], digits)
+                paper_text = f"{value} ({entry['source']}; {STATUS_TEXT[entry['status']]})"
+            cells = [label, paper_text]
+            for scale, data in loaded.items():
+                try:
+                    cells.append(_format(data, spec, digits, percent))
+                except KeyError as err:
+                    logger.warning(f"repro-table {slug}: {err}", location=self.get_location())
+                    return []
+            table_rows.append(cells)
+        table = self._build_table(header, table_rows)
+        notes = []
+        for scale, data in loaded.items():
+            prov = data["provenance"]
+            commit = (prov.get("commit") or "no commit")[:7] + (" (uncommitted changes)" if prov.get("dirty") else "")
+            n = len(prov["seeds"])
+            notes.append(f"{scale}: {n} seed{'s' if n != 1 else ''}, {prov.get('wall_s')} s on {prov.get('device')}, "
+                         f"commit {commit}, {str(prov.get('date'))[:10]}")
+        for scale in missing:
+            notes.append(f"{scale}: not run yet")
+        caption = self.options.get("caption", "Paper against our runs")
+        table.insert(0, nodes.title(caption, caption))
+        para = nodes.paragraph()
+        para += nodes.emphasis(text="Read from results/<scale>/" + slug + ".json. " + "; ".join(notes) + ".")
+        return [table, para]
+
+    @staticmethod
+    def _build_table(header, rows):
+        table = nodes.table(classes=["repro-table"])
+        group = nodes.tgroup(cols=len(header))
+        table += group
+        for _ in header:
+            group += nodes.colspec(colwidth=1)
+        thead = nodes.thead()
+        group += thead
+        thead += ReproTable._row(header)
+        tbody = nodes.tbody()
+        group += tbody
+        for r in rows:
+            tbody += ReproTable._row(r)
+        return table
+
+    @staticmethod
+    def _row(cells):
+        row = nodes.row()
+        for c in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph(text=str(c))
+            row += entry
+        return row
+
+
+def setup(app):
+    app.add_role("result", ResultRole())
+    app.add_directive("repro-table", ReproTable)
+    return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

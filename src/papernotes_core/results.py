@@ -1,0 +1,254 @@
+"""Results files: what a run measured, written once, read by the notebooks and the book's pages.
+
+Every number the book states about our runs comes from ``results/<scale>/<slug>.json``, written
+only by :func:`write`. The schema (DESIGN.md)::
+
+    {"slug": "elu", "scale": "cpu",
+     "metrics":    {"train_loss.elu": 0.0123, ...},       # flat, dotted names fixed by the issue
+     "curves":     {"train_loss.elu": [[x, y], ...]},      # named series of (x, y) points
+     "paper":      {"train_loss.elu": {"value": null, "source": "Fig. 2b", "status": "V"}},
+     "provenance": {"commit": "...", "dirty": false, "command": "...", "config": {...},
+                    "seeds": [0, 1, 2], "torch": "2.13.0", "device": "cpu",
+                    "wall_s": 812.0, "date": "2026-11-25T14:00:00+00:00"}}
+
+``paper`` entries say what the paper reports for a metric: ``value`` (a number, or ``null``
+where the paper gives the result only as a figure), ``source`` (table or figure) and ``status``
+(``V`` checked in the paper, ``V2`` checked only in a second-hand copy, ``U`` unverified).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from . import runtime
+
+PAPER_STATUSES = ("V", "V2", "U")
+_TOP_KEYS = ("slug", "scale", "metrics", "curves", "paper", "provenance")
+_PROVENANCE_KEYS = ("commit", "dirty", "command", "config", "seeds", "torch", "device", "wall_s", "date")
+
+
+def _git(*args: str) -> str | None:
+    root = runtime.repo_root()
+    if root is None or not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def provenance(
+    config: Any,
+    seeds: list[int] | tuple[int, ...],
+    *,
+    wall_s: float,
+    device: str | torch.device = "cpu",
+    command: str | None = None,
+) -> dict:
+    """The ``provenance`` block of a results file.
+
+    ``config`` is a dataclass (stored with :func:`dataclasses.asdict`) or a mapping; ``commit``
+    and ``dirty`` come from git when the package runs from a checkout (``None`` elsewhere, e.g.
+    in Colab after ``pip install``). ``dirty`` ignores ``results/``, which a run rewrites.
+    """
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    elif not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dataclass instance or a mapping, got {type(config).__name__}")
+    seeds = [int(s) for s in seeds]
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
+    return {
+        "commit": commit.strip() if commit else None,
+        "dirty": (bool(status.strip()) if status is not None else None),
+        "command": command if command is not None else " ".join(shlex.quote(a) for a in sys.argv),
+        "config": _jsonable(dict(config)),
+        "seeds": seeds,
+        "torch": torch.__version__.split("+")[0],
+        "device": str(device),
+        "wall_s": round(float(wall_s), 1),
+        "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return value
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    return str(value)
+
+
+def _finite_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "item"):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value.item() if hasattr(value, "item") else value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def validate(data: Mapping) -> dict:
+    """Check ``data`` against the schema; return a normalised copy (floats, lists), or raise.
+
+    Raises ``ValueError`` (or ``TypeError``) naming the field that is wrong and what was
+    expected, so that nothing malformed is ever written or read.
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a results file holds a JSON object, got {type(data).__name__}")
+    missing = [k for k in _TOP_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"results are missing the fields {missing}; expected {list(_TOP_KEYS)}")
+    extra = sorted(set(data) - set(_TOP_KEYS))
+    if extra:
+        raise ValueError(f"results have unknown fields {extra}; expected only {list(_TOP_KEYS)}")
+    slug = data["slug"]
+    if not isinstance(slug, str) or not slug.isidentifier():
+        raise ValueError(f"slug must be a Python-identifier string like 'elu', got {slug!r}")
+    scale = runtime.check_scale(data["scale"])
+
+    metrics = {}
+    if not isinstance(data["metrics"], Mapping) or not data["metrics"]:
+        raise ValueError("metrics must be a non-empty mapping of name -> number")
+    for name, value in data["metrics"].items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"metric names must be non-empty strings, got {name!r}")
+        metrics[name] = _finite_number(f"metrics[{name!r}]", value)
+
+    curves = {}
+    if not isinstance(data["curves"], Mapping):
+        raise TypeError("curves must be a mapping of name -> [[x, y], ...]")
+    for name, points in data["curves"].items():
+        if not isinstance(points, (list, tuple)):
+            raise TypeError(f"curves[{name!r}] must be a list of [x, y] pairs")
+        norm = []
+        for i, p in enumerate(points):
+            if not isinstance(p, (list, tuple)) or len(p) != 2:
+                raise ValueError(f"curves[{name!r}][{i}] must be an [x, y] pair, got {p!r}")
+            norm.append([_finite_number(f"curves[{name!r}][{i}][0]", p[0]),
+                         _finite_number(f"curves[{name!r}][{i}][1]", p[1])])
+        curves[name] = norm
+
+    paper = {}
+    if not isinstance(data["paper"], Mapping):
+        raise TypeError("paper must be a mapping of metric name -> {value, source, status}")
+    for name, entry in data["paper"].items():
+        if not isinstance(entry, Mapping) or set(entry) != {"value", "source", "status"}:
+            raise ValueError(f"paper[{name!r}] must have exactly the keys value, source, status; got {entry!r}")
+        if entry["status"] not in PAPER_STATUSES:
+            raise ValueError(f"paper[{name!r}].status must be one of {PAPER_STATUSES}, got {entry['status']!r}")
+        if not isinstance(entry["source"], str) or not entry["source"]:
+            raise ValueError(f"paper[{name!r}].source must name a table or figure, got {entry['source']!r}")
+        value = entry["value"]
+        value = None if value is None else _finite_number(f"paper[{name!r}].value", value)
+        paper[name] = {"value": value, "source": entry["source"], "status": entry["status"]}
+
+    prov = data["provenance"]
+    if not isinstance(prov, Mapping):
+        raise TypeError("provenance must be a mapping")
+    missing = [k for k in _PROVENANCE_KEYS if k not in prov]
+    if missing:
+        raise ValueError(f"provenance is missing {missing}; build it with results.provenance()")
+    if not isinstance(prov["seeds"], list) or not prov["seeds"]:
+        raise ValueError(f"provenance.seeds must be a non-empty list, got {prov['seeds']!r}")
+    return {"slug": slug, "scale": scale, "metrics": metrics, "curves": curves,
+            "paper": paper, "provenance": dict(prov)}
+
+
+def path_for(slug: str, scale: str, results_dir: str | Path | None = None) -> Path:
+    """``<results_dir>/<scale>/<slug>.json`` (``results_dir`` defaults to :func:`runtime.results_dir`)."""
+    runtime.check_scale(scale)
+    base = Path(results_dir) if results_dir is not None else runtime.results_dir()
+    return base / scale / f"{slug}.json"
+
+
+def write(data: Mapping, results_dir: str | Path | None = None) -> Path:
+    """Validate ``data`` and write it atomically to its results file; return the path.
+
+    ``results_dir`` defaults to :func:`runtime.results_out_dir` (normally the same folder
+    :func:`read` reads from).
+
+    The JSON goes to a temporary file in the same folder first and is renamed into place, so a
+    reader never sees a half-written file and a failed run leaves the previous one intact.
+    """
+    clean = validate(data)
+    path = path_for(clean["slug"], clean["scale"], results_dir if results_dir is not None else runtime.results_out_dir())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(clean, f, indent=1, sort_keys=False, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read(slug: str, scale: str, results_dir: str | Path | None = None) -> dict:
+    """Read and validate ``<scale>/<slug>.json``.
+
+    A missing file is a ``FileNotFoundError`` that says which run writes it.
+    """
+    path = path_for(slug, scale, results_dir)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no results at {path}: run `PAPERNOTES_SCALE={scale} python -m papernotes_core.{slug}` "
+            f"(or the chapter's notebook at that scale) to write them"
+        )
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    try:
+        return validate(data)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path} does not follow the results schema: {err}") from None
+
+
+def metric(data: Mapping, name: str) -> float:
+    """One metric of a results mapping, with an error that lists the names there are."""
+    try:
+        return data["metrics"][name]
+    except KeyError:
+        names = ", ".join(sorted(data["metrics"]))
+        raise KeyError(f"{data['slug']} ({data['scale']}) has no metric {name!r}; it has: {names}") from None
+
+
+def format_number(value: float | None, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant figures (plain notation when sensible); ``—`` for None."""
+    if value is None:
+        return "—"
+    if not isinstance(digits, int) or digits < 1:
+        raise ValueError(f"digits must be a positive int, got {digits!r}")
+    value = float(value)
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if -4 <= magnitude < 6:
+        decimals = max(digits - 1 - magnitude, 0)
+        return f"{value:,.{decimals}f}"
+    return f"{value:.{digits - 1}e}"

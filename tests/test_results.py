@@ -1,0 +1,106 @@
+import dataclasses
+import json
+import math
+
+import pytest
+
+from papernotes_core import results
+
+
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    lr: float = 0.1
+    sizes: tuple = (1, 2)
+
+
+def make(**over):
+    data = {
+        "slug": "toy", "scale": "quick",
+        "metrics": {"loss.a": 0.5, "loss_sd.a": 0.01},
+        "curves": {"loss.a": [[0, 1.0], [1, 0.5]]},
+        "paper": {"loss.a": {"value": 0.4, "source": "Table 1", "status": "V"}},
+        "provenance": results.provenance(Cfg(), [0], wall_s=1.23, device="cpu", command="pytest"),
+    }
+    data.update(over)
+    return data
+
+
+def test_provenance_fields():
+    p = results.provenance(Cfg(), (0, 1, 2), wall_s=3.14159, device="cpu", command="x")
+    assert p["config"] == {"lr": 0.1, "sizes": [1, 2]}
+    assert p["seeds"] == [0, 1, 2] and p["wall_s"] == 3.1 and p["command"] == "x"
+    assert set(p) >= {"commit", "dirty", "torch", "device", "date"}
+    # from a checkout, the commit is a 40-hex string (or None before the first commit)
+    assert p["commit"] is None or len(p["commit"]) == 40
+    with pytest.raises(TypeError):
+        results.provenance(object(), [0], wall_s=1)
+
+
+def test_write_read_round_trip_and_atomic(tmp_path):
+    path = results.write(make(), tmp_path)
+    assert path == tmp_path / "quick" / "toy.json"
+    back = results.read("toy", "quick", tmp_path)
+    assert back["metrics"] == {"loss.a": 0.5, "loss_sd.a": 0.01}
+    assert back["curves"]["loss.a"] == [[0.0, 1.0], [1.0, 0.5]]
+    assert [p.name for p in path.parent.iterdir()] == ["toy.json"]  # no temp file left
+    assert results.metric(back, "loss.a") == 0.5
+    with pytest.raises(KeyError, match="has no metric 'nope'; it has: loss.a, loss_sd.a"):
+        results.metric(back, "nope")
+
+
+def test_write_goes_to_results_out_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERNOTES_RESULTS", str(tmp_path / "read"))
+    monkeypatch.setenv("PAPERNOTES_RESULTS_OUT", str(tmp_path / "out"))
+    assert results.write(make()) == tmp_path / "out" / "quick" / "toy.json"
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"scale": "huge"}, "unknown scale"),
+    ({"slug": "not a slug"}, "slug"),
+    ({"metrics": {"a": math.nan}}, "finite"),
+    ({"metrics": {}}, "non-empty"),
+    ({"metrics": {"a": "1"}}, "number"),
+    ({"curves": {"c": [[1, 2, 3]]}}, r"\[x, y\] pair"),
+    ({"paper": {"a": {"value": 1, "source": "T1", "status": "maybe"}}}, "status"),
+    ({"paper": {"a": {"value": 1}}}, "exactly the keys"),
+])
+def test_bad_results_are_rejected_and_nothing_is_written(tmp_path, bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        results.write(make(**bad), tmp_path)
+    assert not (tmp_path / "quick").exists() or not any((tmp_path / "quick").iterdir())
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = results.write(make(), tmp_path)
+    before = path.read_text()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.json, "dump", boom)
+    with pytest.raises(OSError):
+        results.write(make(metrics={"loss.a": 9.0}), tmp_path)
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir()] == ["toy.json"]
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="PAPERNOTES_SCALE=cpu python -m papernotes_core.toy"):
+        results.read("toy", "cpu", tmp_path)
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "toy.json").write_text(json.dumps({"slug": "toy"}))
+    with pytest.raises(ValueError, match="does not follow the results schema"):
+        results.read("toy", "cpu", tmp_path)
+
+
+@pytest.mark.parametrize("value, digits, text", [
+    (0.0123456, 3, "0.0123"), (123.456, 3, "123"), (-97.149, 3, "-97.1"), (1234567.0, 3, "1.23e+06"),
+    (0.5, 2, "0.50"), (None, 3, "—"), (0, 3, "0"), (12345.6, 3, "12,346"),
+])
+def test_format_number(value, digits, text):
+    assert results.format_number(value, digits) == text
+
+
+def test_format_number_rejects_bad_digits():
+    with pytest.raises(ValueError):
+        results.format_number(1.0, 0)
