@@ -285,6 +285,7 @@ class Config:
     track_limit: int = 10_000
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     threads: int | None = None
+    checkpoint: bool = True
 
     def __post_init__(self):
         for d in self.datasets:
@@ -302,7 +303,7 @@ class Config:
     @classmethod
     def quick(cls) -> "Config":
         """CI scale: 10,000 training images, 4 epochs, one seed; well under 90 s on 2 cores."""
-        return cls(epochs=4, train_limit=10_000, track_limit=10_000, seeds=(0,))
+        return cls(epochs=4, train_limit=10_000, track_limit=10_000, seeds=(0,), checkpoint=False)
 
     @classmethod
     def cpu(cls) -> "Config":
@@ -368,44 +369,63 @@ def evaluate(model: MLP, x: torch.Tensor, y: torch.Tensor, batch_size: int = 204
     }
 
 
+def _checkpoint_path(config: Config, dataset: str, activation: str, seed: int):
+    """Per-run checkpoint file, named by a hash of the config so a changed config starts afresh."""
+    import hashlib
+    import json
+
+    key = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:10]
+    return runtime.checkpoints_dir() / SLUG / f"{dataset}-{activation}-seed{seed}-{key}.pt"
+
+
 def train_one(config: Config, dataset: str, activation: str, seed: int, splits, *, device=None,
-              checkpoint_path=None) -> dict:
+              checkpoint: bool = False) -> dict:
     """Train one network; return its per-epoch history and final statistics.
 
-    SGD with the paper's learning rate and batch size on the cross-entropy loss; data order
-    from :class:`training.EpochSampler`, so a run resumed from ``checkpoint_path`` is the same
-    run.
+    SGD with the paper's learning rate and batch size on the cross-entropy loss; the data order
+    comes from :class:`training.EpochSampler` (a pure function of seed and step). With
+    ``checkpoint=True`` the model, optimizer and history are saved after every epoch
+    (:func:`training.save_checkpoint`, atomic) and a killed run resumes where it stopped.
     """
     device = device or runtime.device()
-    x_train, y_train, x_valid, y_valid, _, _ = splits
+    x_train, y_train, x_valid, y_valid, x_test, y_test = (t.to(device) for t in splits)
     runtime.seed_everything(seed)
     model = MLP(activation, depth=config.depth, width=config.width, alpha=config.alpha, leak=config.leak).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr)
     sampler = training.EpochSampler(len(x_train), config.batch_size, seed=seed)
-    track_x, track_y = x_train[:config.track_limit].to(device), y_train[:config.track_limit].to(device)
-    xt, yt = x_train.to(device), y_train.to(device)
+    spe = sampler.steps_per_epoch
+    track_x, track_y = x_train[:config.track_limit], y_train[:config.track_limit]
 
-    def loss_at_step(step: int) -> torch.Tensor:
-        idx = torch.as_tensor(sampler.indices(step), device=device)
-        return F.cross_entropy(model(xt[idx]), yt[idx])
-
-    history = {"epoch": [], "track_loss": [], "valid_loss": [], "median_unit_mean": []}
-    before = evaluate(model, track_x, track_y)
-    history["epoch"].append(0)
-    history["track_loss"].append(before["loss"])
-    history["valid_loss"].append(evaluate(model, x_valid.to(device), y_valid.to(device))["loss"])
-    history["median_unit_mean"].append(before["median_unit_mean"])
-    for epoch in range(1, config.epochs + 1):
-        training.fit(model, opt, loss_at_step, epoch * sampler.steps_per_epoch,
-                     start_step=(epoch - 1) * sampler.steps_per_epoch, progress=False)
+    def record(history: dict, epoch: int) -> None:
         stats = evaluate(model, track_x, track_y)
         history["epoch"].append(epoch)
         history["track_loss"].append(stats["loss"])
-        history["valid_loss"].append(evaluate(model, x_valid.to(device), y_valid.to(device))["loss"])
+        history["valid_loss"].append(evaluate(model, x_valid, y_valid)["loss"])
         history["median_unit_mean"].append(stats["median_unit_mean"])
-    final = evaluate(model, xt, yt)
-    test = evaluate(model, splits[4].to(device), splits[5].to(device))
-    return {"history": history, "final": final, "test_error": test["error"]}
+
+    path = _checkpoint_path(config, dataset, activation, seed) if checkpoint else None
+    if path is not None and path.exists():
+        saved = training.load_checkpoint(path, map_location=device)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        history = {k: list(v) for k, v in saved["history"].items()}
+    else:
+        history = {"epoch": [], "track_loss": [], "valid_loss": [], "median_unit_mean": []}
+        record(history, 0)
+    for epoch in range(history["epoch"][-1] + 1, config.epochs + 1):
+        offset = (epoch - 1) * spe
+
+        def loss_at_step(step: int) -> torch.Tensor:
+            idx = torch.as_tensor(sampler.indices(offset + step), device=device)
+            return F.cross_entropy(model(x_train[idx]), y_train[idx])
+
+        training.fit(model, opt, loss_at_step, spe, log_every=spe, show_progress=False)
+        record(history, epoch)
+        if path is not None:
+            training.save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                            "history": history})
+    final = evaluate(model, x_train, y_train)
+    return {"history": history, "final": final, "test_error": evaluate(model, x_test, y_test)["error"]}
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -448,7 +468,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         for act in config.activations:
             runs = []
             for seed in config.seeds:
-                runs.append(train_one(config, dataset, act, seed, splits, device=device))
+                runs.append(train_one(config, dataset, act, seed, splits, device=device,
+                                      checkpoint=config.checkpoint))
                 bar.update(1)
             for key, values in (
                 ("train_loss", [r["final"]["loss"] for r in runs]),
