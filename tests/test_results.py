@@ -104,3 +104,12 @@ def test_format_number(value, digits, text):
 def test_format_number_rejects_bad_digits():
     with pytest.raises(ValueError):
         results.format_number(1.0, 0)
+
+
+def test_bench_kind_and_config_lookup(tmp_path):
+    path = results.write(make(scale="bench", slug="toy_bench"), tmp_path)
+    assert path == tmp_path / "bench" / "toy_bench.json"
+    data = results.read("toy_bench", "bench", tmp_path)
+    assert results.metric(data, "config.lr") == 0.1
+    with pytest.raises(KeyError, match="config has no field 'nope'"):
+        results.metric(data, "config.nope")

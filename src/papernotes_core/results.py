@@ -35,6 +35,8 @@ import torch
 from . import runtime
 
 PAPER_STATUSES = ("V", "V2", "U")
+#: Folders of ``results/``: the three scales, and ``bench`` for ``make bench``'s ratio benchmarks.
+KINDS = (*runtime.SCALES, "bench")
 _TOP_KEYS = ("slug", "scale", "metrics", "curves", "paper", "provenance")
 _PROVENANCE_KEYS = ("commit", "dirty", "command", "config", "seeds", "torch", "device", "wall_s", "date")
 
@@ -126,7 +128,7 @@ def validate(data: Mapping) -> dict:
     slug = data["slug"]
     if not isinstance(slug, str) or not slug.isidentifier():
         raise ValueError(f"slug must be a Python-identifier string like 'elu', got {slug!r}")
-    scale = runtime.check_scale(data["scale"])
+    scale = _check_kind(data["scale"])
 
     metrics = {}
     if not isinstance(data["metrics"], Mapping) or not data["metrics"]:
@@ -176,9 +178,18 @@ def validate(data: Mapping) -> dict:
             "paper": paper, "provenance": dict(prov)}
 
 
+def _check_kind(scale: str) -> str:
+    if scale == "bench":
+        return scale
+    try:
+        return runtime.check_scale(scale)
+    except ValueError:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(KINDS)}") from None
+
+
 def path_for(slug: str, scale: str, results_dir: str | Path | None = None) -> Path:
     """``<results_dir>/<scale>/<slug>.json`` (``results_dir`` defaults to :func:`runtime.results_dir`)."""
-    runtime.check_scale(scale)
+    _check_kind(scale)
     base = Path(results_dir) if results_dir is not None else runtime.results_dir()
     return base / scale / f"{slug}.json"
 
@@ -230,7 +241,17 @@ def read(slug: str, scale: str, results_dir: str | Path | None = None) -> dict:
 
 
 def metric(data: Mapping, name: str) -> float:
-    """One metric of a results mapping, with an error that lists the names there are."""
+    """One metric of a results mapping, with an error that lists the names there are.
+
+    ``config.<field>`` reads a field of the run's configuration (``provenance.config``) instead.
+    """
+    if name.startswith("config."):
+        field = name[len("config."):]
+        config = data["provenance"]["config"]
+        if field not in config:
+            raise KeyError(f"{data['slug']} ({data['scale']}) config has no field {field!r}; it has: "
+                           + ", ".join(sorted(config)))
+        return config[field]
     try:
         return data["metrics"][name]
     except KeyError:

@@ -1,0 +1,37 @@
+import time
+
+import pytest
+
+from benchmarks import harness
+
+
+def test_time_call_measures_per_call_seconds():
+    t = harness.time_call(lambda: time.sleep(0.01), inner=3)
+    assert 0.009 < t < 0.05
+    with pytest.raises(ValueError):
+        harness.time_call(lambda: None, inner=0)
+
+
+def test_interleaving_rotates_and_counts():
+    calls = []
+    times = harness.interleaved_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                        repeats=4, inner=1, warmup=0)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert len(times["a"]) == len(times["b"]) == 4
+    with pytest.raises(ValueError):
+        harness.interleaved_medians({"a": lambda: None}, repeats=2)
+
+
+def test_ratio_benchmark_ratio_reflects_the_slower_candidate(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERNOTES_RESULTS_OUT", str(tmp_path))
+    out = harness.ratio_benchmark("toy", lambda: time.sleep(0.004), lambda: time.sleep(0.002), peer_name="sleep",
+                                  config={}, repeats=3, inner=2)
+    assert 1.3 < out["metrics"]["ratio"] < 3.0
+    assert (tmp_path / "bench" / "toy.json").is_file()
+
+
+def test_elu_benchmark_runs(tmp_path, monkeypatch):
+    from benchmarks import bench_elu
+
+    out = bench_elu.run(write=False, n=1000)
+    assert out["metrics"]["ratio"] > 0 and out["provenance"]["config"]["peer"] == "torch.nn.functional.elu"
