@@ -302,8 +302,8 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        """CI scale: 10,000 training images, 4 epochs, one seed; well under 90 s on 2 cores."""
-        return cls(epochs=4, train_limit=10_000, track_limit=10_000, seeds=(0,), checkpoint=False)
+        """CI scale: 5,000 training images, 4 epochs, one seed; well under 90 s on 2 cores."""
+        return cls(epochs=4, train_limit=5_000, track_limit=2_000, seeds=(0,), checkpoint=False)
 
     @classmethod
     def cpu(cls) -> "Config":
@@ -395,6 +395,7 @@ def train_one(config: Config, dataset: str, activation: str, seed: int, splits, 
     sampler = training.EpochSampler(len(x_train), config.batch_size, seed=seed)
     spe = sampler.steps_per_epoch
     track_x, track_y = x_train[:config.track_limit], y_train[:config.track_limit]
+    x_valid, y_valid = x_valid[:config.track_limit], y_valid[:config.track_limit]
 
     def record(history: dict, epoch: int) -> None:
         stats = evaluate(model, track_x, track_y)
