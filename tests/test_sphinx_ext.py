@@ -1,0 +1,83 @@
+"""The book's Sphinx extension renders numbers from results files, and fails loudly without them."""
+
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from papernotes_core import results
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+sphinx_app = pytest.importorskip("sphinx.application")
+
+
+def write_results(base: Path):
+    for scale, loss, seeds in (("quick", 0.5, [0]), ("cpu", 0.12345, [0, 1, 2])):
+        results.write({
+            "slug": "toy", "scale": scale,
+            "metrics": {"loss.a": loss, "loss_sd.a": 0.01, "err.a": 0.0312},
+            "curves": {},
+            "paper": {"loss.a": {"value": 0.11, "source": "Table 9", "status": "V"}},
+            "provenance": results.provenance({"epochs": 40}, seeds, wall_s=12.0, command="test"),
+        }, base)
+
+
+def build(tmp_path: Path, body: str, results_dir: Path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text("extensions = ['papernotes_sphinx']\n")
+    (src / "index.rst").write_text(textwrap.dedent(body))
+    monkeypatch.setenv("PAPERNOTES_RESULTS", str(results_dir))
+    out = tmp_path / "out"
+    from io import StringIO
+
+    warnings = StringIO()
+    app = sphinx_app.Sphinx(str(src), str(src), str(out), str(tmp_path / "doctrees"), "html",
+                            status=None, warning=warnings, freshenv=True)
+    app.build()
+    html = (out / "index.html").read_text()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))  # visible text, tags dropped
+    text = re.sub(r" ([.,%])", r"\1", text)
+    return text, warnings.getvalue()
+
+
+def test_result_role_and_repro_table(tmp_path, monkeypatch):
+    write_results(tmp_path / "res")
+    html, warnings = build(tmp_path, """
+        Title
+        =====
+
+        Loss :result:`toy/cpu/loss.a` and :result:`toy/cpu/loss.a±loss_sd.a:4`, error :result:`toy/cpu/err.a%`,
+        epochs :result:`toy/cpu/config.epochs:2`.
+
+        .. repro-table:: toy
+           :scales: quick cpu paper
+
+           loss.a ± loss_sd.a : Final loss
+           err.a : Error
+        """, tmp_path / "res", monkeypatch)
+    assert warnings == ""
+    assert "Loss 0.123 and 0.1235 ± 0.010" in html
+    assert "error 3.12%" in html
+    assert "epochs 40" in html
+    # the table: paper value with source and status, ours at both scales, a missing scale noted
+    assert "0.110 (Table 9; checked in the paper)" in html
+    assert "0.500 ± 0.01" in html and "0.123 ± 0.01" in html
+    assert "not reported" in html  # err.a has no paper entry
+    assert "paper: not run yet" in html and "cpu: 3 seeds" in html
+
+
+@pytest.mark.parametrize("body, match", [
+    (":result:`toy/cpu/nope`", "has no metric 'nope'"),
+    (":result:`toy/paper/loss.a`", "no results at"),
+    (".. repro-table:: toy\n\n   loss.a without separator\n", "must read 'metric"),
+    (".. repro-table:: missing\n\n   loss.a : x\n", "no results file at any"),
+])
+def test_missing_numbers_are_warnings(tmp_path, monkeypatch, body, match):
+    write_results(tmp_path / "res")
+    _, warnings = build(tmp_path, "Title\n=====\n\n" + body + "\n", tmp_path / "res", monkeypatch)
+    assert match in warnings
