@@ -28,7 +28,7 @@ export MPLBACKEND := Agg
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: book test install notebooks bench unit nbval build browser-check cpu-results constraints clean help
+.PHONY: book test install vendor notebooks bench unit nbval build browser-check cpu-results constraints clean help
 
 help:
 	@sed -n '1,12p' Makefile
@@ -64,11 +64,11 @@ $(VENV)/.stamp-python: $(VENV)/.stamp-torch requirements.txt constraints.txt pyp
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-_static/vendor/.stamp: node_modules/.package-lock.json tools/vendor_assets.py $(VENV)/.stamp-python
-	$(BIN)/python tools/vendor_assets.py
-	touch $@
+# Always run (0.1 s when up to date): copies MathJax and the widget manager into _site_assets/.
+vendor: node_modules/.package-lock.json $(VENV)/.stamp-python
+	$(BIN)/python tools/vendor_assets.py --quiet
 
-install: $(VENV)/.stamp-python .stamp-system _static/vendor/.stamp
+install: $(VENV)/.stamp-python .stamp-system vendor
 
 # --- the two commands -------------------------------------------------------------------------
 
@@ -119,4 +119,4 @@ constraints: $(VENV)/.stamp-python
 	mv constraints.txt.new constraints.txt
 
 clean:
-	rm -rf _build _static/vendor .stamp-system
+	rm -rf _build _site_assets .stamp-system

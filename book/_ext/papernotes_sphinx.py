@@ -174,7 +174,24 @@ class ReproTable(SphinxDirective):
         return row
 
 
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    """Sphinx 7.4 lists inline scripts added after ``Builder.init()`` twice (filename None and
+    ''), so e.g. sphinx-thebe's ``const THEBE_JS_URL`` is declared twice: a SyntaxError in the
+    browser on every page. Keep the first of each."""
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen, unique = set(), []
+    for js in scripts:
+        key = (getattr(js, "filename", js) or "", tuple(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique
+
+
 def setup(app):
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.add_role("result", ResultRole())
     app.add_directive("repro-table", ReproTable)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

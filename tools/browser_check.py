@@ -1,0 +1,561 @@
+#!/usr/bin/env python3
+"""Open every page of the built book in headless Chromium and fail on anything a reader would see broken.
+
+The built HTML folder (default ``_build/html``) is served on 127.0.0.1 (an ephemeral port,
+``http.server`` in a thread) and each page is opened with Debian's Chromium through Selenium.
+After the page has loaded, MathJax has finished typesetting (``MathJax.startup.promise``) and its
+images and Jupyter widgets have had time to appear, the page FAILS on any of:
+
+* a browser console error (a ``SEVERE`` entry of the browser log: ``console.error``, an uncaught
+  exception, a resource that failed to load);
+* a request to a host other than 127.0.0.1 (the site must load nothing from a CDN), taken from
+  Chrome's network log, which also records requests that failed, and from
+  ``performance.getEntriesByType('resource')``;
+* a response with an HTTP error status from the local server (a missing font, script, image...);
+* an image that did not load (``<img>`` not complete, or complete with ``naturalWidth == 0`` and
+  failing ``img.decode()``);
+* a formula MathJax did not typeset: ``$$``, ``\\[`` or ``\\(`` in the page's visible text outside
+  code (``pre``, ``code``...), a formula glued between two stray ``$`` (inline ``$$...$$``
+  read as ``$`` + ``$...$`` + ``$`` when ``myst_dmath_double_inline`` is not in effect), a
+  MathJax error node (``mjx-merror``), or MathJax that never started or finished on a page that
+  loads it;
+* a notebook error shown in the page: a myst-nb traceback output (``.cell_output .output.traceback``),
+  a stderr output (``.output.stderr``) containing ``Error`` or ``Traceback``, or any cell output
+  containing ``Traceback (most recent call last)``. Cells tagged ``raises-exception`` (which
+  myst-nb marks with the class ``tag_raises-exception``) are meant to show an error and are
+  skipped;
+* a Jupyter widget view (``application/vnd.jupyter.widget-view+json``) that did not render.
+
+Pages: every ``*.html`` file under the build folder except those in top-level folders whose names
+start with an underscore (Sphinx's asset folders ``_static``, ``_sources``, ``_images``,
+``_downloads``); ``genindex.html`` and ``search.html`` are checked like any other page. A
+redirect stub (``<meta http-equiv="refresh">``, as Jupyter Book writes ``index.html``) is not
+opened: only its target's existence is checked, the target being a page of its own.
+
+Usage::
+
+    python tools/browser_check.py [BUILD_DIR] [--timeout S] [--page PAGE ...] [-v]
+
+Prints one line per failed page with its problems, then ``browser check: N pages, M failed``;
+exits 1 when a page failed, 2 when the check could not run (no Chromium, no build).
+
+Importable: :class:`BrowserChecker` serves a folder and checks single pages, e.g. from pytest::
+
+    with BrowserChecker(site_dir) as checker:
+        result = checker.check("page.html")
+        assert result.problems == []
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import posixpath
+import re
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BUILD_DIR = ROOT / "_build" / "html"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+HOST = "127.0.0.1"
+
+#: Chromium's command line: headless, and none of its own background traffic.
+CHROME_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+)
+
+#: URL schemes that never leave the browser.
+LOCAL_SCHEMES = {"data", "blob", "about", "javascript", "chrome", "chrome-extension", "devtools"}
+
+#: ``<meta http-equiv="refresh" content="0; url=TARGET">``: Jupyter Book's index.html is such a stub.
+REDIRECT_RE = re.compile(
+    r"""<meta[^>]*http-equiv=["']?refresh["']?[^>]*content=["']?\s*\d+\s*;\s*url=([^"'>\s]+)""",
+    re.IGNORECASE,
+)
+
+#: Requests a browser makes by itself and whose absence is no fault of the site.
+IGNORED_PATHS = {"/favicon.ico"}
+
+
+class CheckError(Exception):
+    """The check cannot run at all (no browser, no build folder)."""
+
+
+@dataclass
+class PageResult:
+    """What the check found on one page."""
+
+    page: str
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the page showed no problem."""
+        return not self.problems
+
+
+# --------------------------------------------------------------------------------------------
+# The local web server
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without logging each request, recording responses with an error status."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        """Stay quiet: the check reports what matters."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Record 4xx/5xx answers (other than for ignored paths such as /favicon.ico)."""
+        try:
+            status = int(code)
+        except (TypeError, ValueError):
+            return
+        path = urlsplit(self.path).path
+        if status >= 400 and path not in IGNORED_PATHS:
+            self.server.http_errors.append(f"{status} {self.path}")  # type: ignore[attr-defined]
+
+
+class SiteServer:
+    """Serve ``root`` on 127.0.0.1 at an ephemeral port from a daemon thread."""
+
+    def __init__(self, root: Path) -> None:
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer((HOST, 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.http_errors = []  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="site-server", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/``."""
+        return f"http://{HOST}:{self.httpd.server_address[1]}/"
+
+    def take_errors(self) -> list[str]:
+        """Return and forget the HTTP error responses recorded so far."""
+        errors = self.httpd.http_errors  # type: ignore[attr-defined]
+        taken = list(errors)
+        del errors[: len(taken)]
+        return taken
+
+    def start(self) -> None:
+        """Start serving."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------------------------
+# What runs in the page
+
+#: Wait (asynchronously) for MathJax's first typesetting, if the page loads MathJax.
+#: Resolves to "none" (no MathJax on the page), "ok", "missing" (the page has loaded but MathJax
+#: never started: its script failed), "timeout" or "error: ...".
+JS_WAIT_MATHJAX = r"""
+const done = arguments[arguments.length - 1];
+const deadline = Date.now() + arguments[0] * 1000;
+const loadsMathJax = Array.from(document.scripts).some(
+  s => /mathjax/i.test(s.src || "") || s.id === "MathJax-script");
+let completeSince = null;
+function poll() {
+  const mj = window.MathJax;
+  if (mj && mj.startup && mj.startup.promise) {
+    const left = Math.max(deadline - Date.now(), 0);
+    Promise.race([
+      mj.startup.promise.then(() => "ok"),
+      new Promise(resolve => setTimeout(() => resolve("timeout"), left)),
+    ]).then(done, e => done("error: " + (e && e.message || e)));
+    return;
+  }
+  if (!loadsMathJax) { done("none"); return; }
+  // MathJax is a deferred or async script: it has run before the load event, unless it failed.
+  if (document.readyState === "complete") {
+    completeSince = completeSince || Date.now();
+    if (Date.now() - completeSince > 1000) { done("missing"); return; }
+  }
+  if (Date.now() > deadline) { done("timeout"); return; }
+  setTimeout(poll, 50);
+}
+poll();
+"""
+
+#: Wait until the images have loaded and the widget views have rendered (or the deadline).
+#: Widgets are waited for only when RequireJS loaded (else they cannot render at all).
+JS_WAIT_SETTLED = r"""
+const done = arguments[arguments.length - 1];
+const deadline = Date.now() + arguments[0] * 1000;
+for (const img of document.images) { if (img.loading === "lazy") img.loading = "eager"; }
+function widgetsPending() {
+  if (!window.requirejs) return 0;
+  return Array.from(document.querySelectorAll(
+      'script[type="application/vnd.jupyter.widget-view+json"]'))
+    .filter(s => !(s.parentElement && s.parentElement.querySelector(".jupyter-widgets"))).length;
+}
+function poll() {
+  const images = Array.from(document.images).filter(i => !i.complete).length;
+  const widgets = widgetsPending();
+  if ((images === 0 && widgets === 0) || Date.now() > deadline) {
+    done({images: images, widgets: widgets});
+  } else {
+    setTimeout(poll, 50);
+  }
+}
+poll();
+"""
+
+#: Inspect the page; resolves to a list of problem strings.
+JS_INSPECT = r"""
+const done = arguments[arguments.length - 1];
+const problems = [];
+const short = t => { t = (t || "").replace(/\s+/g, " ").trim(); return t.length > 160 ? t.slice(0, 157) + "..." : t; };
+
+// Images that did not load: not complete, or complete with no size and undecodable.
+const imageChecks = Array.from(document.images).map(async img => {
+  const src = img.currentSrc || img.src || img.getAttribute("src") || "(no src)";
+  if (!img.complete) { problems.push("image did not finish loading: " + src); return; }
+  if (img.naturalWidth > 0) return;
+  try { await img.decode(); } catch (e) { problems.push("image did not load: " + src); }
+});
+
+// Untypeset formulas: TeX delimiters left in the visible text outside code.
+const SKIP = "pre, code, kbd, samp, script, style, textarea, mjx-container, .highlight";
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+  const text = node.nodeValue;
+  if (!text || !/\$\$|\\\[|\\\(/.test(text)) continue;
+  const el = node.parentElement;
+  if (!el || el.closest(SKIP)) continue;
+  if (el.checkVisibility && !el.checkVisibility()) continue;
+  problems.push("untypeset formula: " + short(text));
+}
+// `$$a$$` in a sentence parsed as `$` + `$a$` + `$` (myst_dmath_double_inline not in effect)
+// leaves a dollar sign glued to each side of a typeset formula.
+for (const math of document.querySelectorAll("span.math")) {
+  const before = math.previousSibling, after = math.nextSibling;
+  if (before && after && before.nodeType === Node.TEXT_NODE && after.nodeType === Node.TEXT_NODE
+      && before.nodeValue.endsWith("$") && after.nodeValue.startsWith("$")) {
+    problems.push("formula between stray dollar signs ($$...$$ inline not parsed as math): $"
+                  + short(math.textContent) + "$");
+  }
+}
+for (const err of document.querySelectorAll("mjx-merror")) {
+  problems.push("MathJax error: " + short(err.getAttribute("data-mjx-error") || err.textContent));
+}
+
+// Notebook errors, as myst-nb renders them.
+for (const out of document.querySelectorAll(".cell_output, .output")) {
+  if (out.closest(".tag_raises-exception")) continue;
+  const cls = out.classList;
+  const text = Array.from(out.querySelectorAll("pre")).map(p => p.textContent).join("\n")
+               || out.textContent || "";
+  if (cls.contains("traceback")) {
+    problems.push("notebook error output: " + short(text.replace(/^-+/, "")));
+  } else if (cls.contains("stderr") && /Error|Traceback/.test(text)) {
+    problems.push("notebook stderr shows an error: " + short(text));
+  } else if (cls.contains("cell_output") && !out.querySelector(".traceback")
+             && text.includes("Traceback (most recent call last)")) {
+    problems.push("notebook output shows a traceback: " + short(text));
+  }
+}
+
+// Widget views that did not render.
+for (const s of document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')) {
+  const host = s.parentElement;
+  if (!host || !host.querySelector(".jupyter-widgets")) {
+    problems.push("widget did not render: " + short(s.textContent));
+  } else if (host.querySelector(".jupyter-widgets.widget-error, .jupyter-widgets-error-widget")) {
+    problems.push("widget shows an error: " + short(host.textContent));
+  }
+}
+
+const resources = performance.getEntriesByType("resource").map(e => e.name);
+Promise.all(imageChecks).then(() => done({problems: problems, resources: resources}));
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# The browser
+
+
+def require_browser(chromium: Path = CHROMIUM, chromedriver: Path = CHROMEDRIVER) -> None:
+    """Raise :class:`CheckError` naming the install script when Chromium or its driver is missing."""
+    missing = [str(p) for p in (chromium, chromedriver) if not p.is_file()]
+    if missing:
+        raise CheckError(
+            f"{' and '.join(missing)} not found: the browser check needs Debian's headless Chromium.\n"
+            "Install it with `bash tools/install_system.sh` (as root: apt-get install chromium chromium-driver)."
+        )
+    try:
+        import selenium  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the venv has it
+        raise CheckError("the Python package selenium is not installed in this environment") from exc
+
+
+def start_browser(profile_dir: str, chromium: Path = CHROMIUM, chromedriver: Path = CHROMEDRIVER):
+    """Start headless Chromium through chromedriver with a fresh profile in ``profile_dir``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile_dir}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    options.set_capability("pageLoadStrategy", "normal")
+    service = Service(executable_path=str(chromedriver))
+    try:
+        driver = webdriver.Chrome(service=service, options=options)
+    except Exception as exc:  # selenium raises several types here; all mean "no browser"
+        raise CheckError(f"could not start {chromium} via {chromedriver}: {exc}") from exc
+    driver.set_window_size(1280, 1024)
+    return driver
+
+
+def _external(url: str) -> bool:
+    """True when ``url`` would leave the machine (any host other than 127.0.0.1)."""
+    parts = urlsplit(url)
+    if parts.scheme in LOCAL_SCHEMES or not parts.scheme:
+        return False
+    return parts.hostname != HOST
+
+
+class BrowserChecker:
+    """Serve a built site and check its pages one at a time in one headless Chromium.
+
+    Use as a context manager; :meth:`check` returns a :class:`PageResult` for a page given by its
+    path relative to the site folder.
+    """
+
+    def __init__(self, root: Path, timeout: float = 20.0,
+                 chromium: Path = CHROMIUM, chromedriver: Path = CHROMEDRIVER) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise CheckError(f"{self.root} is not a folder: build the book first (jupyter-book build .)")
+        self.timeout = float(timeout)
+        self.chromium = Path(chromium)
+        self.chromedriver = Path(chromedriver)
+        self.server: SiteServer | None = None
+        self.driver = None
+        self._profile: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> "BrowserChecker":
+        require_browser(self.chromium, self.chromedriver)
+        self._profile = tempfile.TemporaryDirectory(prefix="browser-check-profile-")
+        self.server = SiteServer(self.root)
+        self.server.start()
+        try:
+            self.driver = start_browser(self._profile.name, self.chromium, self.chromedriver)
+            self.driver.set_page_load_timeout(self.timeout)
+            self.driver.set_script_timeout(self.timeout + 5)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Quit the browser, stop the server and remove the temporary profile."""
+        if self.driver is not None:
+            try:
+                self.driver.quit()
+            finally:
+                self.driver = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self._profile is not None:
+            self._profile.cleanup()
+            self._profile = None
+
+    def _drain_logs(self) -> tuple[list[dict], list[dict]]:
+        """Return (and clear) the browser console log and the performance (network) log."""
+        return self.driver.get_log("browser"), self.driver.get_log("performance")
+
+    def _check_redirect(self, page: str, result: PageResult) -> bool:
+        """If ``page`` is a meta-refresh stub, check only that its target exists; True if it is one.
+
+        Loading a stub would race its redirect; the target is checked as a page of its own.
+        """
+        path = self.root / page
+        try:
+            head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+        except OSError:
+            return False
+        match = REDIRECT_RE.search(head)
+        if not match:
+            return False
+        target = match.group(1).split("#", 1)[0].split("?", 1)[0]
+        result.note = f"redirect to {target}"
+        if "://" in target:
+            if _external(target):
+                result.problems.append(f"redirect leaves the site: {target}")
+            return True
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(page), target))
+        if not (self.root / resolved).is_file():
+            result.problems.append(f"redirects to a missing page: {target}")
+        return True
+
+    def check(self, page: str) -> PageResult:
+        """Open ``page`` (a path relative to the site folder) and return what is wrong with it."""
+        from selenium.common.exceptions import TimeoutException, WebDriverException
+
+        if self.driver is None or self.server is None:
+            raise RuntimeError("BrowserChecker.check() called outside its `with` block")
+        start = time.monotonic()
+        result = PageResult(page)
+        problems = result.problems
+        if self._check_redirect(page, result):
+            return result
+        self._drain_logs()
+        self.server.take_errors()
+        url = self.server.base_url + page.lstrip("/")
+
+        try:
+            self.driver.get(url)
+        except TimeoutException:
+            problems.append(f"page did not finish loading within {self.timeout:g} s")
+        except WebDriverException as exc:
+            problems.append(f"page could not be opened: {exc.msg}")
+            result.seconds = time.monotonic() - start
+            return result
+
+        try:
+            state = self.driver.execute_async_script(JS_WAIT_MATHJAX, self.timeout)
+            if state == "missing":
+                problems.append("MathJax did not start: its script did not load")
+            elif state == "timeout":
+                problems.append(f"MathJax did not finish typesetting within {self.timeout:g} s")
+            elif state.startswith("error"):
+                problems.append(f"MathJax failed: {state}")
+            # Images still loading and widgets not rendered are reported in detail by JS_INSPECT.
+            self.driver.execute_async_script(JS_WAIT_SETTLED, self.timeout)
+            found = self.driver.execute_async_script(JS_INSPECT)
+        except TimeoutException:
+            problems.append("the page's scripts did not answer the check in time")
+            found = {"problems": [], "resources": []}
+        except WebDriverException as exc:
+            problems.append(f"the page could not be inspected: {exc.msg}")
+            found = {"problems": [], "resources": []}
+        problems.extend(found["problems"])
+
+        console, network = self._drain_logs()
+        for entry in console:
+            if entry.get("level") == "SEVERE" and not any(p in entry.get("message", "") for p in IGNORED_PATHS):
+                problems.append(f"console error: {entry.get('message', '').strip()}")
+
+        requested = set(found["resources"])
+        for entry in network:
+            try:
+                message = json.loads(entry["message"])["message"]
+            except (KeyError, ValueError):
+                continue
+            if message.get("method") == "Network.requestWillBeSent":
+                requested.add(message["params"]["request"]["url"])
+            elif message.get("method") == "Network.webSocketCreated":
+                requested.add(message["params"]["url"])
+        for req in sorted(u for u in requested if _external(u)):
+            problems.append(f"request leaves the site: {req}")
+
+        for err in self.server.take_errors():
+            problems.append(f"HTTP error from the site: {err}")
+
+        result.seconds = time.monotonic() - start
+        return result
+
+
+# --------------------------------------------------------------------------------------------
+# The whole site
+
+
+def find_pages(root: Path) -> list[str]:
+    """Every ``*.html`` page under ``root``, relative and sorted, skipping top-level ``_*`` folders."""
+    root = Path(root)
+    pages = []
+    for path in root.rglob("*.html"):
+        rel = path.relative_to(root)
+        if len(rel.parts) > 1 and rel.parts[0].startswith("_"):
+            continue
+        pages.append(rel.as_posix())
+    return sorted(pages)
+
+
+def check_site(root: Path, timeout: float = 20.0, pages: list[str] | None = None) -> list[PageResult]:
+    """Check ``pages`` (default: every page of :func:`find_pages`) of the site in ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CheckError(f"{root} does not exist: build the book first (jupyter-book build .)")
+    pages = find_pages(root) if pages is None else pages
+    if not pages:
+        raise CheckError(f"no .html pages found in {root}: build the book first (jupyter-book build .)")
+    with BrowserChecker(root, timeout=timeout) as checker:
+        return [checker.check(page) for page in pages]
+
+
+def format_report(results: list[PageResult], elapsed: float) -> str:
+    """The per-page report and the one-line summary."""
+    lines = []
+    for res in results:
+        if res.ok:
+            continue
+        lines.append(f"FAIL {res.page} ({res.seconds:.1f} s)")
+        lines.extend(f"    - {p}" for p in res.problems)
+    failed = sum(not r.ok for r in results)
+    lines.append(f"browser check: {len(results)} pages, {failed} failed ({elapsed:.1f} s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: 0 all pages pass, 1 a page failed, 2 the check could not run."""
+    parser = argparse.ArgumentParser(
+        description="Open every page of the built book in headless Chromium and fail on console "
+                    "errors, broken images, untypeset math, notebook errors and requests that leave the site.")
+    parser.add_argument("build_dir", nargs="?", type=Path, default=DEFAULT_BUILD_DIR,
+                        help="the built HTML folder (default: _build/html)")
+    parser.add_argument("--timeout", type=float, default=20.0,
+                        help="seconds to wait for a page, MathJax, images and widgets (default: 20)")
+    parser.add_argument("--page", action="append", dest="pages", metavar="PAGE",
+                        help="check only this page (relative to BUILD_DIR); may be repeated")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also list the pages that passed")
+    args = parser.parse_args(argv)
+
+    start = time.monotonic()
+    try:
+        results = check_site(args.build_dir, timeout=args.timeout, pages=args.pages)
+    except CheckError as exc:
+        print(f"browser check: error: {exc}", file=sys.stderr)
+        return 2
+    if args.verbose:
+        for res in results:
+            if res.ok:
+                note = f", {res.note}" if res.note else ""
+                print(f"ok   {res.page} ({res.seconds:.1f} s{note})")
+    print(format_report(results, time.monotonic() - start))
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
