@@ -22,7 +22,6 @@ PIPC := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 TORCH_INDEX ?=
 
 export PAPERNOTES_SCALE ?= quick
-# One thread per notebook worker keeps timings and float results repeatable on 2 cores.
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 

@@ -233,3 +233,17 @@ def test_run_writes_a_valid_results_file(tmp_path, monkeypatch):
     assert back["provenance"]["seeds"] == [0, 1]
     assert len(back["curves"]["mnist.track_loss.elu"]) == 2
     assert len(back["curves"]["fashion_mnist.layer_mean.relu"]) == 2
+
+
+def test_paper_config_runs_a_step(tmp_path, monkeypatch):
+    """The paper-scale cell runs the same code: one epoch of the paper config on 64 images."""
+    import dataclasses
+
+    splits = _fake_splits(n=256)
+    cfg = dataclasses.replace(E.Config.paper(), epochs=1, train_limit=64, track_limit=64, seeds=(0,),
+                              checkpoint=False, datasets=("mnist",), activations=("elu",))
+    monkeypatch.setattr(E, "load_data", lambda name, limit=None: tuple(t[:limit] if i == 0 or i == 1 else t
+                                                                       for i, t in enumerate(splits)))
+    out = E.run(cfg, scale="paper", results_dir=tmp_path)
+    assert out["provenance"]["config"]["lr"] == 0.01 and out["provenance"]["config"]["batch_size"] == 64
+    assert math.isfinite(out["metrics"]["train_loss.elu"])
