@@ -113,3 +113,10 @@ def test_bench_kind_and_config_lookup(tmp_path):
     assert results.metric(data, "config.lr") == 0.1
     with pytest.raises(KeyError, match="config has no field 'nope'"):
         results.metric(data, "config.nope")
+
+
+def test_code_state_is_recorded_as_given():
+    commit, dirty = results.code_state()
+    assert commit is None or len(commit) == 40
+    p = results.provenance({}, [0], wall_s=0, code=("abc", False))
+    assert p["commit"] == "abc" and p["dirty"] is False

@@ -54,6 +54,18 @@ def _git(*args: str) -> str | None:
     return out.stdout
 
 
+def code_state() -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the checkout now: call it when a run *starts*, so that a long run
+    records the code it ran, not whatever was committed by the time it ended.
+
+    ``dirty`` ignores ``results/``, which runs rewrite. Both are ``None`` outside a git checkout
+    (e.g. in Colab after ``pip install``).
+    """
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
+    return (commit.strip() if commit else None), (bool(status.strip()) if status is not None else None)
+
+
 def provenance(
     config: Any,
     seeds: list[int] | tuple[int, ...],
@@ -61,23 +73,22 @@ def provenance(
     wall_s: float,
     device: str | torch.device = "cpu",
     command: str | None = None,
+    code: tuple[str | None, bool | None] | None = None,
 ) -> dict:
     """The ``provenance`` block of a results file.
 
-    ``config`` is a dataclass (stored with :func:`dataclasses.asdict`) or a mapping; ``commit``
-    and ``dirty`` come from git when the package runs from a checkout (``None`` elsewhere, e.g.
-    in Colab after ``pip install``). ``dirty`` ignores ``results/``, which a run rewrites.
+    ``config`` is a dataclass (stored with :func:`dataclasses.asdict`) or a mapping; ``code`` is
+    :func:`code_state` taken when the run started (default: taken now).
     """
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         config = dataclasses.asdict(config)
     elif not isinstance(config, Mapping):
         raise TypeError(f"config must be a dataclass instance or a mapping, got {type(config).__name__}")
     seeds = [int(s) for s in seeds]
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
+    commit, dirty = code if code is not None else code_state()
     return {
-        "commit": commit.strip() if commit else None,
-        "dirty": (bool(status.strip()) if status is not None else None),
+        "commit": commit,
+        "dirty": dirty,
         "command": command if command is not None else " ".join(shlex.quote(a) for a in sys.argv),
         "config": _jsonable(dict(config)),
         "seeds": seeds,

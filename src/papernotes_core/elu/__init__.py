@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import results, runtime, training
+from .. import results, runtime, training
 
 SLUG = "elu"
 ACTIVATIONS = ("elu", "relu", "lrelu", "relu_bn")
@@ -320,7 +320,7 @@ class Config:
 
 def load_data(name: str, train_limit: int | None = None):
     """``(x_train, y_train, x_valid, y_valid, x_test, y_test)`` as float32 / int64 tensors."""
-    from . import data
+    from .. import data
 
     if name == "mnist":
         splits = data.load_mnist()
@@ -461,7 +461,7 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     if config.threads:
         runtime.set_threads(config.threads)
     device = device or runtime.device()
-    t0 = time.perf_counter()
+    t0, code = time.perf_counter(), results.code_state()
     metrics, curves = {}, {}
     jobs = [(d, a, s) for d in config.datasets for a in config.activations for s in config.seeds]
     bar = training.progress(total=len(jobs), desc="ELU study")
@@ -493,7 +493,7 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     data = {
         "slug": SLUG, "scale": scale, "metrics": metrics, "curves": curves, "paper": PAPER,
         "provenance": results.provenance(config, list(config.seeds), wall_s=time.perf_counter() - t0,
-                                         device=device),
+                                         device=device, code=code),
     }
     data = results.validate(data)
     if write:
