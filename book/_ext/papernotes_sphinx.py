@@ -2,8 +2,9 @@
 
 * ``{result}`` role: one number in prose. ``{result}`elu/cpu/train_loss.elu``` renders that
   metric of ``results/cpu/elu.json`` to 3 significant figures; ``slug/scale/metric±sd_metric``
-  renders "mean ± sd"; a trailing ``:N`` sets N significant figures; a ``%`` suffix renders a
-  fraction as a percentage (``elu/cpu/test_error.elu%``).
+  renders "mean ± sd" (the sd is left out for a one-seed run); a trailing ``:N`` sets N
+  significant figures; a ``%`` suffix renders a fraction as a percentage
+  (``elu/cpu/test_error.elu%``); ``config.<field>`` reads the run's configuration.
 * ``{repro-table}`` directive: the chapter's paper-against-ours table. The argument is the slug;
   each content line is ``metric [± sd_metric] : label``. Columns: the quantity, the paper's value
   (with its source and verification status from the file's ``paper`` block), and ours at each
@@ -43,12 +44,18 @@ def _load(env, slug: str, scale: str):
 
 
 def _format(data: dict, spec: str, digits: int, percent: bool) -> str:
+    """One number (``metric``) or ``metric ± sd_metric``; the spread is left out for a one-seed
+    run, where it would be a meaningless 0; integers (e.g. ``config.epochs``) print as integers."""
     main, _, sd = spec.partition("±")
     value = results.metric(data, main.strip())
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     scale = 100.0 if percent else 1.0
     text = results.format_number(value * scale, digits)
     if sd.strip():
-        text += " ± " + results.format_number(results.metric(data, sd.strip()) * scale, max(digits - 1, 1))
+        sd_value = results.metric(data, sd.strip())  # looked up even when not shown: a typo fails
+        if len(data["provenance"]["seeds"]) > 1:
+            text += " ± " + results.format_number(sd_value * scale, max(digits - 1, 1))
     return text + ("%" if percent else "")
 
 
