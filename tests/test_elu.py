@@ -247,3 +247,24 @@ def test_paper_config_runs_a_step(tmp_path, monkeypatch):
     out = E.run(cfg, scale="paper", results_dir=tmp_path)
     assert out["provenance"]["config"]["lr"] == 0.01 and out["provenance"]["config"]["batch_size"] == 64
     assert math.isfinite(out["metrics"]["train_loss.elu"])
+
+
+def test_early_loss_and_compute_time_are_reported(tmp_path, monkeypatch):
+    splits = _fake_splits()
+    monkeypatch.setattr(E, "load_data", lambda name, limit=None: splits)
+    cfg = E.Config(epochs=2, batch_size=64, track_limit=128, seeds=(0,), depth=2, width=16, early_epoch=1,
+                   activations=("elu",), datasets=("mnist",), checkpoint=False)
+    out = E.run(cfg, scale="quick", results_dir=tmp_path, command="x")
+    assert out["metrics"]["early_train_loss.elu"] == out["curves"]["mnist.track_loss.elu"][1][1]
+    assert out["metrics"]["compute_s"] > 0 and out["provenance"]["command"] == "x"
+    with pytest.raises(ValueError):
+        E.Config(early_epoch=0)
+
+
+def test_narrowed_study_reuses_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path))
+    cfg = E.Config(epochs=1, batch_size=64, seeds=(0, 1), depth=2, width=16)
+    narrow = E.Config(epochs=1, batch_size=64, seeds=(0,), depth=2, width=16, datasets=("mnist",))
+    assert E._checkpoint_path(cfg, "mnist", "elu", 0) == E._checkpoint_path(narrow, "mnist", "elu", 0)
+    assert E._checkpoint_path(cfg, "mnist", "elu", 0) != E._checkpoint_path(
+        E.Config(epochs=2, batch_size=64, depth=2, width=16), "mnist", "elu", 0)
