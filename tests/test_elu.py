@@ -268,3 +268,19 @@ def test_narrowed_study_reuses_checkpoints(tmp_path, monkeypatch):
     assert E._checkpoint_path(cfg, "mnist", "elu", 0) == E._checkpoint_path(narrow, "mnist", "elu", 0)
     assert E._checkpoint_path(cfg, "mnist", "elu", 0) != E._checkpoint_path(
         E.Config(epochs=2, batch_size=64, depth=2, width=16), "mnist", "elu", 0)
+
+
+def test_main_cli(tmp_path, monkeypatch, capsys):
+    splits = _fake_splits()
+    monkeypatch.setattr(E, "load_data", lambda name, limit=None: splits)
+    monkeypatch.setenv("PAPERNOTES_SCALE", "quick")
+    monkeypatch.setenv("PAPERNOTES_RESULTS_OUT", str(tmp_path))
+    assert E.main(["--datasets", "mnist", "--no-write"]) == 0
+    assert not (tmp_path / "quick").exists()
+    assert E.main(["--datasets", "mnist"]) == 0
+    data = results.read("elu", "quick", tmp_path)
+    assert data["provenance"]["config"]["datasets"] == ["mnist"]
+    assert data["provenance"]["command"] == "PAPERNOTES_SCALE=quick python -m papernotes_core.elu --datasets mnist"
+    assert "train_loss.elu" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        E.main(["--datasets", "cifar"])
