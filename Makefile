@@ -23,7 +23,6 @@ TORCH_INDEX ?=
 
 export PAPERNOTES_SCALE ?= quick
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
