@@ -61,12 +61,12 @@ def test_result_role_and_repro_table(tmp_path, monkeypatch):
            err.a : Error
         """, tmp_path / "res", monkeypatch)
     assert warnings == ""
-    assert "Loss 0.123 and 0.1235 ± 0.010" in html
+    assert "Loss 0.123 and 0.1235 ± 0.0100" in html
     assert "error 3.12%" in html
     assert "epochs 40" in html
     # the table: paper value with source and status, ours at both scales, a missing scale noted
     assert "0.110 (Table 9; checked in the paper)" in html
-    assert "0.123 ± 0.01" in html
+    assert "0.123 ± 0.010" in html
     assert "0.500 ± " not in html and "0.500" in html  # one seed: no spread shown
     assert "not reported" in html  # err.a has no paper entry
     assert "paper: not run yet" in html and "cpu: 3 seeds" in html

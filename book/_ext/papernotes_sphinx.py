@@ -55,7 +55,10 @@ def _format(data: dict, spec: str, digits: int, percent: bool) -> str:
     if sd.strip():
         sd_value = results.metric(data, sd.strip())  # looked up even when not shown: a typo fails
         if len(data["provenance"]["seeds"]) > 1:
-            text += " ± " + results.format_number(sd_value * scale, max(digits - 1, 1))
+            # the spread to the same decimal places as the mean: "0.000660 ± 0.000050"
+            decimals = len(text.partition(".")[2]) if "e" not in text else None
+            text += " ± " + (f"{sd_value * scale:,.{decimals}f}" if decimals is not None
+                             else results.format_number(sd_value * scale, max(digits - 1, 1)))
     return text + ("%" if percent else "")
 
 
