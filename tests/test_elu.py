@@ -68,10 +68,15 @@ def test_bad_types():
         E.elu_grad(np.zeros(2))
 
 
-def test_module_matches_function():
-    x = torch.randn(5, 7)
-    torch.testing.assert_close(E.ELU(0.7)(x), E.elu(x, 0.7))
+def test_module_matches_function_and_gradient():
+    x = torch.randn(500, 7, dtype=torch.float64, requires_grad=True) * 3
+    y = E.ELU(0.7)(x)
+    torch.testing.assert_close(y, E.elu(x, 0.7), rtol=1e-12, atol=1e-12)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(g, E.elu_grad(x.detach(), 0.7), rtol=1e-12, atol=1e-12)
     assert "alpha=0.7" in repr(E.ELU(0.7))
+    with pytest.raises(ValueError):
+        E.ELU(-1.0)
 
 
 @pytest.mark.parametrize("act", ["elu", "relu", "lrelu"])
