@@ -68,7 +68,8 @@ def ratio_benchmark(name: str, ours: Callable[[], object], peer: Callable[[], ob
         "paper": {},
         "provenance": results.provenance({**config, "peer": peer_name, "inner": inner,
                                           "threads": torch.get_num_threads()},
-                                         [0], wall_s=time.perf_counter() - start, device=device),
+                                         [0], wall_s=time.perf_counter() - start, device=device,
+                                         command=f"python -m benchmarks {name}"),
     }
     data = results.validate(data)
     if write:
