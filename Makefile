@@ -21,7 +21,7 @@ PIPC := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 #   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-export PAPERNOTES_SCALE ?= quick
+export PAPERNOTES_SCALE := quick
 export PYTHONHASHSEED := 0
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
