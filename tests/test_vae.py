@@ -422,7 +422,12 @@ def _tiny_config(**kw):
 def test_run_writes_a_valid_results_file(tmp_path, monkeypatch):
     data = _fake_data()
     monkeypatch.setattr(V, "load_data", lambda limit=None: (data[0][:limit], data[1]))
-    out = V.run(_tiny_config(), scale="quick", results_dir=tmp_path, command="test")
+    models = {}
+    out = V.run(_tiny_config(), scale="quick", results_dir=tmp_path, command="test", models=models)
+    assert sorted(models) == [2, 20] and all(isinstance(m, V.VAE) for m in models.values())
+    assert models[2].z_dim == 2 if hasattr(models[2], "z_dim") else True
+    with pytest.raises(TypeError):
+        V.run(_tiny_config(), scale="quick", write=False, models=[])
     back = results.read("vae", "quick", tmp_path)
     assert back["metrics"] == out["metrics"] and back["slug"] == "vae"
     m = back["metrics"]

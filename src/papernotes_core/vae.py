@@ -1001,15 +1001,18 @@ PAPER = {
 
 
 def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, results_dir=None,
-        device=None, command: str | None = None) -> dict:
+        device=None, command: str | None = None, models: dict | None = None) -> dict:
     """Train one model per latent size of ``config``, evaluate them; write and return the results.
 
     ``metrics``: ``test_elbo``, ``test_elbo_se``, ``test_log_likelihood_iw``, ``train_elbo`` (of
     ``headline_latent``) and the same with ``.nz{N}`` for every latent size, ``lr.nz{N}`` (the
     step size used), ``seconds.nz{N}`` and ``compute_s`` (training and evaluation time, summed
     over resumes). ``curves``: ``test_elbo_vs_samples.nz{N}`` and ``train_elbo_vs_samples.nz{N}``.
-    See the module docstring for the protocol.
+    See the module docstring for the protocol. Pass a dict as ``models`` to get the trained
+    models back, keyed by latent size (the results mapping itself holds only numbers).
     """
+    if models is not None and not isinstance(models, dict):
+        raise TypeError(f"models must be a dict to fill with the trained models, got {type(models).__name__}")
     scale = runtime.get_scale() if scale is None else runtime.check_scale(scale)
     config = config or runtime.config_for(Config, scale)
     if config.threads:
@@ -1028,6 +1031,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     for nz in config.latents:
         out = train_one(config, nz, x_train, x_test_bin, device=device, checkpoint=config.checkpoint, progress=bar)
         model, t_eval = out["model"], time.perf_counter()
+        if models is not None:
+            models[nz] = model
         gen = torch.Generator(device=device)
         test = evaluate_elbo(model, x_test_bin, samples=config.elbo_samples,
                              generator=gen.manual_seed(_seed_from(config.seed, nz, 3)))
