@@ -113,3 +113,35 @@ def test_set_threads(monkeypatch):
             runtime.set_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_study_main_runs_narrows_and_records_the_command(monkeypatch, capsys):
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        parts: tuple = ("a", "b")
+
+        @classmethod
+        def quick(cls):
+            return cls()
+
+        cpu = paper = quick
+
+    calls = []
+
+    def run(config, *, scale, write, command):
+        calls.append((config, scale, write, command))
+        return {"metrics": {"m": 1.5}}
+
+    monkeypatch.setenv("PAPERNOTES_SCALE", "cpu")
+    narrow = ("--parts", {"nargs": "+"}, lambda c, v: dataclasses.replace(c, parts=tuple(v)))
+    assert runtime.study_main("toy", Cfg, run, ["--parts", "a", "--no-write"], narrow=narrow) == 0
+    printed = capsys.readouterr().out
+    assert printed.split() == ["m", "1.50000"]
+    assert calls[-1] == (Cfg(parts=("a",)), "cpu", False,
+                         "PAPERNOTES_SCALE=cpu python -m papernotes_core.toy --parts a --no-write")
+    assert runtime.study_main("toy", Cfg, run, []) == 0
+    assert calls[-1][0] == Cfg() and calls[-1][2] is True
+    with pytest.raises(SystemExit):
+        runtime.study_main("toy", Cfg, run, ["--unknown"])

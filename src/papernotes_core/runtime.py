@@ -144,3 +144,37 @@ def set_threads(n: int | None = None) -> int:
         raise ValueError(f"thread count must be >= 1, got {n}")
     torch.set_num_threads(n)
     return n
+
+
+def study_main(slug: str, config_cls, run, argv: list[str] | None = None, *, narrow=None,
+               description: str | None = None) -> int:
+    """The command line every chapter shares: ``python -m papernotes_core.<slug> [...] [--no-write]``.
+
+    Runs ``run(config, scale=..., write=..., command=...)`` at :func:`get_scale` with
+    ``config_cls.<scale>()`` and prints the metrics. ``narrow`` is ``(flag, argparse keyword
+    arguments, apply)``: an option that narrows the study, ``apply(config, values) -> config``
+    (e.g. ``--datasets`` to split a study over processes that share checkpoints). ``--no-write``
+    is for such partial runs, so they don't overwrite the results file. The recorded command is
+    the one that reproduces the run.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog=f"python -m papernotes_core.{slug}", description=description)
+    if narrow is not None:
+        flag, kwargs, _ = narrow
+        parser.add_argument(flag, **kwargs)
+    parser.add_argument("--no-write", action="store_true", help="don't write the results file")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    scale = get_scale()
+    config = config_for(config_cls, scale)
+    if narrow is not None:
+        values = getattr(args, narrow[0].lstrip("-").replace("-", "_"))
+        if values:
+            config = narrow[2](config, values)
+    command = " ".join([f"PAPERNOTES_SCALE={scale} python -m papernotes_core.{slug}", *argv])
+    out = run(config, scale=scale, write=not args.no_write, command=command)
+    for name in sorted(out["metrics"]):
+        print(f"{name:40s} {out['metrics'][name]:.5f}")
+    return 0

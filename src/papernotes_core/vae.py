@@ -1072,23 +1072,12 @@ def main(argv: list[str] | None = None) -> int:
     at once with checkpoints on; a final full run then only evaluates the finished models). Use
     ``--no-write`` for such partial runs so they don't overwrite the results file.
     """
-    import argparse
+    def only(config: Config, latents: list[int]) -> Config:
+        headline = config.headline_latent if config.headline_latent in latents else latents[0]
+        return dataclasses.replace(config, latents=tuple(latents), headline_latent=headline)
 
-    parser = argparse.ArgumentParser(prog="python -m papernotes_core.vae", description=main.__doc__)
-    parser.add_argument("--latents", nargs="+", type=int)
-    parser.add_argument("--no-write", action="store_true")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    scale = runtime.get_scale()
-    config = runtime.config_for(Config, scale)
-    if args.latents:
-        headline = config.headline_latent if config.headline_latent in args.latents else args.latents[0]
-        config = dataclasses.replace(config, latents=tuple(args.latents), headline_latent=headline)
-    command = " ".join([f"PAPERNOTES_SCALE={scale} python -m papernotes_core.vae", *argv])
-    out = run(config, scale=scale, write=not args.no_write, command=command)
-    for name in sorted(out["metrics"]):
-        print(f"{name:36s} {out['metrics'][name]:.4f}")
-    return 0
+    return runtime.study_main(SLUG, Config, run, argv, narrow=("--latents", {"nargs": "+", "type": int}, only),
+                              description=main.__doc__)
 
 
 if __name__ == "__main__":  # pragma: no cover - the command line entry point

@@ -540,22 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     once); with ``checkpoint`` on, a final full run then only gathers the finished runs. Use
     ``--no-write`` for such partial runs so they don't overwrite the results file.
     """
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m papernotes_core.elu", description=main.__doc__)
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS)
-    parser.add_argument("--no-write", action="store_true")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    scale = runtime.get_scale()
-    config = runtime.config_for(Config, scale)
-    if args.datasets:
-        config = dataclasses.replace(config, datasets=tuple(args.datasets))
-    command = " ".join([f"PAPERNOTES_SCALE={scale} python -m papernotes_core.elu", *argv])
-    out = run(config, scale=scale, write=not args.no_write, command=command)
-    for name in sorted(out["metrics"]):
-        print(f"{name:40s} {out['metrics'][name]:.5f}")
-    return 0
+    narrow = ("--datasets", {"nargs": "+", "choices": DATASETS},
+              lambda config, values: dataclasses.replace(config, datasets=tuple(values)))
+    return runtime.study_main(SLUG, Config, run, argv, narrow=narrow, description=main.__doc__)
 
 
 if __name__ == "__main__":  # pragma: no cover - the command line entry point
