@@ -388,6 +388,7 @@ def test_paper_config_has_the_papers_settings():
     c, q = V.Config.cpu(), V.Config.quick()
     assert c.epochs >= 100 and c.train_limit is None and c.headline_latent == 20 and 20 in c.latents
     assert c.iw_samples == 5000 and c.optimizer == "adam" and c.checkpoint
+    assert c.latents == V.PAPER_LATENTS and c.iw_latents == (20,) and p.iw_latents is None
     assert q.headline_latent == 20 and not q.checkpoint and q.elbo_samples >= 10
 
 
@@ -401,6 +402,8 @@ def test_paper_config_has_the_papers_settings():
     ("lrs", (0.01, -1.0), "lrs must be a non-empty tuple of step sizes > 0"),
     ("train_limit", 50, r"train_limit \(50\) must be at least batch_size \(100\)"),
     ("likelihood", "poisson", "likelihood must be one of"),
+    ("iw_latents", (20, 7), "iw_latents must be None .all latent sizes. or a tuple of sizes from latents"),
+    ("iw_latents", [20], "iw_latents must be None"),
 ])
 def test_bad_configs_raise(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -434,8 +437,11 @@ def test_run_writes_a_valid_results_file(tmp_path, monkeypatch):
     for name in ("test_elbo", "test_elbo_se", "test_log_likelihood_iw", "train_elbo", "compute_s"):
         assert name in m
     for nz in (2, 20):
-        for name in ("test_elbo", "test_log_likelihood_iw", "train_elbo", "lr", "seconds"):
+        for name in ("test_elbo", "test_log_likelihood_iw", "train_elbo", "lr", "seconds", "train_seconds"):
             assert f"{name}.nz{nz}" in m
+        assert 0 < m[f"train_seconds.nz{nz}"] < m[f"seconds.nz{nz}"]
+    assert m["train_s"] == pytest.approx(m["train_seconds.nz2"] + m["train_seconds.nz20"])
+    assert m["compute_s"] == pytest.approx(m["seconds.nz2"] + m["seconds.nz20"])
     assert m["test_elbo"] == m["test_elbo.nz20"] and m["lr.nz20"] == 3e-3
     assert m["test_elbo"] < 0 and m["test_log_likelihood_iw"] < 0
     # 300 images / 50 = 6 steps an epoch, 2 epochs: points at 100, 200 (rounded 178), 300, 600 samples
@@ -520,3 +526,35 @@ def test_main_prints_the_metrics(tmp_path, monkeypatch, capsys):
     assert back["provenance"]["command"] == "PAPERNOTES_SCALE=quick python -m papernotes_core.vae --latents 20"
     assert V.main(["--latents", "2", "--no-write"]) == 0  # headline falls back to the one latent size
     assert "test_elbo " in capsys.readouterr().out
+
+
+def test_iw_latents_limits_the_iw_estimate_and_evaluations_are_cached(tmp_path, monkeypatch):
+    """A gathering run reuses the evaluation that the training process cached beside the
+    checkpoint; a changed checkpoint (different weights) or protocol is evaluated afresh."""
+    monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path / "ck"))
+    data = _fake_data(100, 30)
+    monkeypatch.setattr(V, "load_data", lambda limit=None: (data[0][:limit], data[1]))
+    cfg = _tiny_config(epochs=1, checkpoint=True, iw_latents=(20,))
+    first = V.run(cfg, scale="quick", write=False)["metrics"]
+    assert "test_log_likelihood_iw.nz20" in first and "test_log_likelihood_iw.nz2" not in first
+    assert first["test_log_likelihood_iw"] == first["test_log_likelihood_iw.nz20"]
+    calls = {"n": 0}
+    real = V.evaluate_elbo
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(V, "evaluate_elbo", counting)
+    again = V.run(cfg, scale="quick", write=False)["metrics"]
+    assert calls["n"] == 0
+    for name in first:
+        if name.startswith(("test_", "train_elbo", "lr")):
+            assert again[name] == first[name], name
+    # another protocol (more IW samples): evaluated again, the cached training reused
+    V.run(dataclasses.replace(cfg, iw_samples=30), scale="quick", write=False)
+    assert calls["n"] == 4
+    # a partial run keeps only the IW sizes it trains; the headline falls back
+    narrowed = V.run(dataclasses.replace(cfg, latents=(2,), headline_latent=2, iw_latents=()), scale="quick",
+                     write=False)["metrics"]
+    assert "test_log_likelihood_iw" not in narrowed and narrowed["test_elbo"] == first["test_elbo.nz2"]

@@ -52,7 +52,8 @@ Evaluation protocol (fixed; every scale follows it)
   :math:`\log \frac1K \sum_k p(x \mid z_k)\,p(z_k) / q(z_k \mid x)`, :math:`z_k \sim q(z\mid x)`,
   with :math:`K` = ``iw_samples`` (5,000 at ``cpu`` and ``paper`` scale, 100 at ``quick``),
   averaged over the first ``iw_images`` test images (all 10,000 at ``cpu`` and ``paper``
-  scale, 1,000 at ``quick``).
+  scale, 1,000 at ``quick``), for the latent sizes in ``iw_latents`` (all, except at ``cpu``
+  scale: :math:`N_z = 20` only).
 * ``metrics.train_elbo(.nz{N})``: the same ELBO estimate on the first ``train_eval_images``
   training images, binarised once with :data:`TRAIN_EVAL_BINARIZE_SEED` (to see over-fitting).
 * Curves, as in the paper's Fig. 2: ``test_elbo_vs_samples.nz{N}`` is ``[training samples
@@ -101,6 +102,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -708,6 +710,7 @@ class Config:
     elbo_samples: int = 10
     iw_samples: int = 5000
     iw_images: int | None = None
+    iw_latents: tuple[int, ...] | None = None
     train_eval_images: int = 10_000
     curve_start: float = 1e5
     curve_per_decade: int = 4
@@ -725,6 +728,10 @@ class Config:
             raise ValueError(f"latents must not repeat a size, got {self.latents}")
         if self.headline_latent not in self.latents:
             raise ValueError(f"headline_latent ({self.headline_latent}) must be one of latents {self.latents}")
+        if self.iw_latents is not None:
+            if not isinstance(self.iw_latents, tuple) or not set(self.iw_latents) <= set(self.latents):
+                raise ValueError(f"iw_latents must be None (all latent sizes) or a tuple of sizes from latents "
+                                 f"{self.latents}, got {self.iw_latents!r}")
         for name in ("hidden", "batch_size", "mc_samples", "lr_trial_steps", "epochs", "iw_samples",
                      "train_eval_images", "curve_per_decade", "curve_samples"):
             _check_positive_int(name, getattr(self, name))
@@ -762,19 +769,23 @@ class Config:
 
     @classmethod
     def cpu(cls) -> "Config":
-        """Two CPU cores, :math:`N_z = 20`: all 50,000 images for 100 epochs with Adam (lr 1e-3).
+        """Two CPU cores, Fig. 2's five latent sizes :math:`N_z \\in \\{3,5,10,20,200\\}`: all
+        50,000 images for 100 epochs with Adam (lr 1e-3).
 
         Departure: Adam instead of the paper's Adagrad. Adagrad divides each step by the root of
         the sum of all past squared gradients, so its steps keep shrinking, and 100 epochs
         (5·10^6 samples) are a twentieth of ``paper()``'s 10^8. Measured over the first 10 epochs
         from the paper's N(0, 0.01) start: test ELBO -107.6 with Adam, -129.9 with Adagrad at
         lr 0.02, and Adagrad at lr 0.1 diverges. The IW estimate uses K = 5,000 on all 10,000
-        test images. One thread: a second helps on an idle machine (quick run: 10 s instead of
-        14 s) but contends badly on a busy one (two quick runs at once: 58 s each with two
-        threads, 16 s with one). Measured on two cores: 4.4 s per epoch (about 7.5 min of
-        training) and 17 min for the IW estimate; about 25 min in all.
+        test images, for :math:`N_z = 20` only (``iw_latents``: it costs 17 min per model). One
+        thread: a second helps on an idle machine (quick run: 10 s instead of 14 s) but contends
+        badly on a busy one (two quick runs at once: 58 s each with two threads, 16 s with
+        one). Measured on two cores: 4.4 s per epoch for :math:`N_z = 20` (about 7.5 min of
+        training per model); split the sizes over two processes with ``--latents`` and
+        ``--no-write``, then run once more without them to gather (the checkpoints and the
+        cached evaluations make that fast).
         """
-        return cls(latents=(20,), optimizer="adam", lrs=(1e-3,), epochs=100, threads=1)
+        return cls(latents=PAPER_LATENTS, iw_latents=(20,), optimizer="adam", lrs=(1e-3,), epochs=100, threads=1)
 
     @classmethod
     def paper(cls) -> "Config":
@@ -992,6 +1003,48 @@ def load_trained(config: Config, nz: int, device=None) -> VAE:
     return model.to(device or runtime.device()).eval()
 
 
+#: The config fields that shape one model's evaluation (with the trained weights).
+_EVAL_FIELDS = ("elbo_samples", "iw_samples", "iw_images", "train_eval_images", "seed")
+
+
+def _evaluate(config: Config, nz: int, model: VAE, x_test_bin, x_train_eval, x_iw, device) -> dict:
+    """The protocol's metrics of one trained model: ``{"metrics": {...}, "seconds": s}``.
+
+    With ``config.checkpoint`` the result is cached beside the checkpoint, keyed on
+    :data:`_EVAL_FIELDS`, the device and a hash of the checkpoint file, so gathering a study
+    whose models were trained and evaluated in other processes does not evaluate them again.
+    """
+    with_iw = config.iw_latents is None or nz in config.iw_latents
+    cache, key = None, None
+    if config.checkpoint:
+        ckpt = checkpoint_path(config, nz)
+        cache = ckpt.with_suffix(".eval.json")
+        key = {**{k: getattr(config, k) for k in _EVAL_FIELDS}, "iw": with_iw, "device": str(device),
+               "weights": hashlib.sha256(ckpt.read_bytes()).hexdigest()}
+        if cache.is_file():
+            saved = json.loads(cache.read_text())
+            if saved.get("key") == key:
+                return {"metrics": saved["metrics"], "seconds": saved["seconds"]}
+    t0 = time.perf_counter()
+    gen = torch.Generator(device=device)
+    test = evaluate_elbo(model, x_test_bin, samples=config.elbo_samples,
+                         generator=gen.manual_seed(_seed_from(config.seed, nz, 3)))
+    train = evaluate_elbo(model, x_train_eval, samples=config.elbo_samples,
+                          generator=gen.manual_seed(_seed_from(config.seed, nz, 4)))
+    mean, se = evaluation.mean_and_standard_error(test)
+    out = {"test_elbo": mean, "test_elbo_se": se, "train_elbo": float(train.mean())}
+    if with_iw:
+        iw = evaluate_log_likelihood_iw(model, x_iw, k=config.iw_samples, progress=config.iw_samples >= 1000,
+                                        generator=gen.manual_seed(_seed_from(config.seed, nz, 5)))
+        out["test_log_likelihood_iw"] = float(iw.mean())
+    result = {"metrics": out, "seconds": time.perf_counter() - t0}
+    if cache is not None:
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, **result}))
+        os.replace(tmp, cache)
+    return result
+
+
 PAPER = {
     # Sec. 5 / Fig. 2 give MNIST results as curves only: there is no number to compare with.
     "test_elbo": {"value": None, "status": "V2",
@@ -1005,9 +1058,10 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     """Train one model per latent size of ``config``, evaluate them; write and return the results.
 
     ``metrics``: ``test_elbo``, ``test_elbo_se``, ``test_log_likelihood_iw``, ``train_elbo`` (of
-    ``headline_latent``) and the same with ``.nz{N}`` for every latent size, ``lr.nz{N}`` (the
-    step size used), ``seconds.nz{N}`` and ``compute_s`` (training and evaluation time, summed
-    over resumes). ``curves``: ``test_elbo_vs_samples.nz{N}`` and ``train_elbo_vs_samples.nz{N}``.
+    ``headline_latent``) and the same with ``.nz{N}`` for every latent size (the IW estimate only
+    for ``iw_latents``), ``lr.nz{N}`` (the step size used), ``train_seconds.nz{N}`` and
+    ``train_s`` (training time, learning-rate trials included, summed over resumes),
+    ``seconds.nz{N}`` and ``compute_s`` (training and evaluation). ``curves``: ``test_elbo_vs_samples.nz{N}`` and ``train_elbo_vs_samples.nz{N}``.
     See the module docstring for the protocol. Pass a dict as ``models`` to get the trained
     models back, keyed by latent size (the results mapping itself holds only numbers).
     """
@@ -1027,33 +1081,28 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     x_train = x_train.to(device)
     spe = len(x_train) // config.batch_size
     bar = training.progress(total=spe * config.epochs * len(config.latents), desc="VAE (all N_z)")
-    metrics, curves, compute_s = {}, {}, 0.0
+    metrics, curves, compute_s, train_s = {}, {}, 0.0, 0.0
     for nz in config.latents:
         out = train_one(config, nz, x_train, x_test_bin, device=device, checkpoint=config.checkpoint, progress=bar)
-        model, t_eval = out["model"], time.perf_counter()
+        model = out["model"]
         if models is not None:
             models[nz] = model
-        gen = torch.Generator(device=device)
-        test = evaluate_elbo(model, x_test_bin, samples=config.elbo_samples,
-                             generator=gen.manual_seed(_seed_from(config.seed, nz, 3)))
-        train = evaluate_elbo(model, x_train_eval, samples=config.elbo_samples,
-                              generator=gen.manual_seed(_seed_from(config.seed, nz, 4)))
-        iw = evaluate_log_likelihood_iw(model, x_iw, k=config.iw_samples, progress=config.iw_samples >= 1000,
-                                        generator=gen.manual_seed(_seed_from(config.seed, nz, 5)))
-        mean, se = evaluation.mean_and_standard_error(test)
-        metrics.update({f"test_elbo.nz{nz}": mean, f"test_elbo_se.nz{nz}": se,
-                        f"test_log_likelihood_iw.nz{nz}": float(iw.mean()),
-                        f"train_elbo.nz{nz}": float(train.mean()), f"lr.nz{nz}": out["lr"]})
-        seconds = out["seconds"] + time.perf_counter() - t_eval
-        metrics[f"seconds.nz{nz}"] = seconds
-        compute_s += seconds
+        evaluated = _evaluate(config, nz, model, x_test_bin, x_train_eval, x_iw, device)
+        metrics.update({f"{name}.nz{nz}": value for name, value in evaluated["metrics"].items()})
+        metrics[f"lr.nz{nz}"] = out["lr"]
+        metrics[f"train_seconds.nz{nz}"] = out["seconds"]
+        metrics[f"seconds.nz{nz}"] = out["seconds"] + evaluated["seconds"]
+        compute_s += out["seconds"] + evaluated["seconds"]
+        train_s += out["seconds"]
         curves[f"test_elbo_vs_samples.nz{nz}"] = out["test_curve"]
         curves[f"train_elbo_vs_samples.nz{nz}"] = out["train_curve"]
     bar.close()
     h = config.headline_latent
     for name in ("test_elbo", "test_elbo_se", "test_log_likelihood_iw", "train_elbo"):
-        metrics[name] = metrics[f"{name}.nz{h}"]
+        if f"{name}.nz{h}" in metrics:
+            metrics[name] = metrics[f"{name}.nz{h}"]
     metrics["compute_s"] = compute_s
+    metrics["train_s"] = train_s
     data = {
         "slug": SLUG, "scale": scale, "metrics": metrics, "curves": curves, "paper": PAPER,
         "provenance": results.provenance(config, [config.seed], wall_s=time.perf_counter() - t0, device=device,
@@ -1074,7 +1123,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     def only(config: Config, latents: list[int]) -> Config:
         headline = config.headline_latent if config.headline_latent in latents else latents[0]
-        return dataclasses.replace(config, latents=tuple(latents), headline_latent=headline)
+        iw = None if config.iw_latents is None else tuple(n for n in config.iw_latents if n in latents)
+        return dataclasses.replace(config, latents=tuple(latents), headline_latent=headline, iw_latents=iw)
 
     return runtime.study_main(SLUG, Config, run, argv, narrow=("--latents", {"nargs": "+", "type": int}, only),
                               description=main.__doc__)
