@@ -1,4 +1,4 @@
-"""`python -m benchmarks [name ...]`: run the ratio benchmarks and write results/bench/<name>.json."""
+"""`python -m benchmarks [name ...]`: run the benchmarks and write results/bench/<name>.json."""
 
 import importlib
 import pkgutil
@@ -17,8 +17,11 @@ def main(argv: list[str]) -> int:
     for name in wanted:
         module = importlib.import_module(f"benchmarks.bench_{name}")
         m = module.run()["metrics"]
-        print(f"{name:12s} ours {m['ours_s'] * 1e3:8.3f} ms  peer {m['peer_s'] * 1e3:8.3f} ms  "
-              f"ratio {m['ratio']:.2f} (IQR {m['ratio_q25']:.2f}-{m['ratio_q75']:.2f})")
+        if "ours_s" in m:
+            print(f"{name:12s} ours {m['ours_s'] * 1e3:8.3f} ms  peer {m['peer_s'] * 1e3:8.3f} ms  "
+                  f"ratio {m['ratio']:.2f} (IQR {m['ratio_q25']:.2f}-{m['ratio_q75']:.2f})")
+        else:
+            print(f"{name:12s} " + "  ".join(f"{k} {v:.4g}" for k, v in sorted(m.items())))
     return 0
 
 

@@ -35,3 +35,14 @@ def test_elu_benchmark_runs(tmp_path, monkeypatch):
 
     out = bench_elu.run(write=False, n=1000)
     assert out["metrics"]["ratio"] > 0 and out["provenance"]["config"]["peer"] == "torch.nn.functional.elu"
+
+
+def test_parzen_benchmark_runs_and_agrees_with_the_authors_formulation():
+    from benchmarks import bench_parzen
+
+    out = bench_parzen.run(write=False, n=300, m=200, d=20, peer_points=20)
+    m = out["metrics"]
+    assert m["eval_seconds"] > 0 and m["sigma_search_seconds"] > 0
+    assert 0 < m["baseline_gb"] <= m["peak_gb"] < 4
+    assert m["max_abs_diff_vs_peer"] < 1e-8
+    assert out["provenance"]["config"]["samples"] == 300
