@@ -19,9 +19,10 @@ def write_results(base: Path):
     for scale, loss, seeds in (("quick", 0.5, [0]), ("cpu", 0.12345, [0, 1, 2])):
         results.write({
             "slug": "toy", "scale": scale,
-            "metrics": {"loss.a": loss, "loss_sd.a": 0.01, "err.a": 0.0312},
+            "metrics": {"loss.a": loss, "loss_sd.a": 0.01, "err.a": 0.0312, "ll": -90.123, "ll_se": 0.26},
             "curves": {},
-            "paper": {"loss.a": {"value": 0.11, "source": "Table 9", "status": "V"}},
+            "paper": {"loss.a": {"value": 0.11, "source": "Table 9", "status": "V"},
+                      "loss_sd.a": {"value": 0.02, "source": "Table 9", "status": "V"}},
             "provenance": results.provenance({"epochs": 40}, seeds, wall_s=12.0, command="test"),
         }, base)
 
@@ -65,11 +66,24 @@ def test_result_role_and_repro_table(tmp_path, monkeypatch):
     assert "error 3.12%" in html
     assert "epochs 40" in html
     # the table: paper value with source and status, ours at both scales, a missing scale noted
-    assert "0.110 (Table 9; checked in the paper)" in html
+    assert "0.110 ± 0.020 (Table 9; checked in the paper)" in html  # the paper's own spread beside its value
     assert "0.123 ± 0.010" in html
     assert "0.500 ± " not in html and "0.500" in html  # one seed: no spread shown
     assert "not reported" in html  # err.a has no paper entry
     assert "paper: not run yet" in html and "cpu: 3 seeds" in html
+
+
+def test_a_standard_error_over_data_is_shown_for_one_seed(tmp_path, monkeypatch):
+    write_results(tmp_path / "res")
+    html, warnings = build(tmp_path, """
+        Title
+        =====
+
+        LL :result:`toy/quick/ll±ll_se`.
+        """, tmp_path / "res", monkeypatch)
+    # (a second Sphinx app in one process warns that node classes are registered already)
+    assert not [w for w in warnings.splitlines() if "already registered" not in w]
+    assert "LL -90.1 ± 0.3." in html
 
 
 @pytest.mark.parametrize("body, match", [

@@ -43,9 +43,18 @@ def _load(env, slug: str, scale: str):
     return results.read(slug, scale, _results_dir(env))
 
 
+def _with_spread(text: str, spread: float, digits: int) -> str:
+    """``text ± spread``, the spread to the same decimal places as the mean: "0.000660 ± 0.000050"."""
+    decimals = len(text.partition(".")[2]) if "e" not in text else None
+    return text + " ± " + (f"{spread:,.{decimals}f}" if decimals is not None
+                           else results.format_number(spread, max(digits - 1, 1)))
+
+
 def _format(data: dict, spec: str, digits: int, percent: bool) -> str:
-    """One number (``metric``) or ``metric ± sd_metric``; the spread is left out for a one-seed
-    run, where it would be a meaningless 0; integers (e.g. ``config.epochs``) print as integers."""
+    """One number (``metric``) or ``metric ± sd_metric``. A spread over seeds is left out for a
+    one-seed run, where it would be a meaningless 0; a standard error over data points (a
+    metric whose name has ``_se``) is shown whatever the seeds. Integers (e.g.
+    ``config.epochs``) print as integers."""
     main, _, sd = spec.partition("±")
     value = results.metric(data, main.strip())
     if isinstance(value, int) and not isinstance(value, bool):
@@ -54,11 +63,8 @@ def _format(data: dict, spec: str, digits: int, percent: bool) -> str:
     text = results.format_number(value * scale, digits)
     if sd.strip():
         sd_value = results.metric(data, sd.strip())  # looked up even when not shown: a typo fails
-        if len(data["provenance"]["seeds"]) > 1:
-            # the spread to the same decimal places as the mean: "0.000660 ± 0.000050"
-            decimals = len(text.partition(".")[2]) if "e" not in text else None
-            text += " ± " + (f"{sd_value * scale:,.{decimals}f}" if decimals is not None
-                             else results.format_number(sd_value * scale, max(digits - 1, 1)))
+        if len(data["provenance"]["seeds"]) > 1 or "_se" in sd.strip():
+            text = _with_spread(text, sd_value * scale, digits)
     return text + ("%" if percent else "")
 
 
@@ -133,6 +139,9 @@ class ReproTable(SphinxDirective):
                 paper_text = "not reported"
             else:
                 value = "—" if entry["value"] is None else results.format_number(entry["value"], digits)
+                sd_entry = paper_block.get(spec.partition("±")[2].strip()) if "±" in spec else None
+                if entry["value"] is not None and sd_entry is not None and sd_entry["value"] is not None:
+                    value = _with_spread(value, sd_entry["value"], digits)
                 paper_text = f"{value} ({entry['source']}; {STATUS_TEXT[entry['status']]})"
             cells = [label, paper_text]
             for scale, data in loaded.items():
