@@ -1,0 +1,406 @@
+import math
+
+import pytest
+import torch
+
+from papernotes_core import runtime
+from papernotes_core import urnn as U
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small complex ops are dominated by threading overhead on busy cores: run on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def random_params(n, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    thetas = [(torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * math.pi for _ in range(3)]
+    vs = [torch.rand(2, n, generator=g, dtype=torch.float64) * 2 - 1 for _ in range(2)]
+    perm = torch.randperm(n, generator=g)
+    return [t.to(dtype) for t in thetas] + [v.to(dtype) for v in vs] + [perm]
+
+
+def random_states(batch, n, dtype, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(batch, n, generator=g, dtype=torch.float64),
+                         torch.randn(batch, n, generator=g, dtype=torch.float64)).to(dtype)
+
+
+def unitarity_error(w):
+    eye = torch.eye(w.shape[0], dtype=w.dtype)
+    return max(float((w.conj().T @ w - eye).abs().max()), float((w @ w.conj().T - eye).abs().max()))
+
+
+# --------------------------------------------------------------------------------------------
+# W is unitary, and the structured product equals the dense one
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [8, 64, 512])
+def test_w_is_unitary_in_complex64_dense_and_structured(n):
+    params = random_params(n, torch.float32, seed=n)
+    w = U.unitary_dense(*params)
+    assert w.dtype == torch.complex64 and w.shape == (n, n)
+    assert unitarity_error(w) < 1e-5
+    # the structured map applied to the rows e_i^T gives the rows (W e_i)^T: the matrix W^T
+    w_structured = U.unitary_apply(torch.eye(n, dtype=torch.complex64), *params).T
+    assert unitarity_error(w_structured) < 1e-5
+    assert float((w_structured - w).abs().max()) < 1e-5
+    # and W is not something trivial (identity, a permutation, diagonal)
+    assert float((w - torch.eye(n)).abs().max()) > 0.1
+    assert float(w.abs().max()) < 0.99
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 12, 16, 37, 100])
+def test_structured_product_equals_dense_matrix_on_random_vectors(n):
+    p64 = random_params(n, torch.float64, seed=n)
+    h = random_states(7, n, torch.complex128, seed=n + 1)
+    w = U.unitary_dense(*p64)
+    assert w.dtype == torch.complex128
+    out = U.unitary_apply(h, *p64)
+    assert out.dtype == torch.complex128 and out.shape == h.shape
+    assert float((out - h @ w.T).abs().max()) < 1e-10          # each row as a column: W h
+    for i in range(3):
+        assert float((out[i] - w @ h[i]).abs().max()) < 1e-10
+    # the same in complex64
+    p32 = random_params(n, torch.float32, seed=n)
+    h32 = h.to(torch.complex64)
+    out32 = U.unitary_apply(h32, *p32)
+    assert out32.dtype == torch.complex64
+    assert float((out32 - h32 @ U.unitary_dense(*p32).T).abs().max()) < 1e-4
+    # leading batch dimensions of any shape
+    hb = h.reshape(7, 1, n).expand(7, 2, n)
+    torch.testing.assert_close(U.unitary_apply(hb, *p64)[:, 1], out, rtol=0, atol=1e-12)
+
+
+def test_complex_reflection_vectors_are_accepted():
+    theta1, theta2, theta3, v1, v2, perm = random_params(10, torch.float64)
+    c1, c2 = torch.complex(v1[0], v1[1]), torch.complex(v2[0], v2[1])
+    h = random_states(3, 10, torch.complex128)
+    torch.testing.assert_close(U.unitary_apply(h, theta1, theta2, theta3, c1, c2, perm),
+                               U.unitary_apply(h, theta1, theta2, theta3, v1, v2, perm), rtol=0, atol=1e-13)
+
+
+def test_dense_is_the_product_of_the_factors_in_the_papers_order():
+    params = random_params(9, torch.float64, seed=3)
+    f = U.dense_factors(*params)
+    expected = f["D3"] @ f["R2"] @ f["Finv"] @ f["D2"] @ f["P"] @ f["R1"] @ f["F"] @ f["D1"]
+    torch.testing.assert_close(U.unitary_dense(*params), expected, rtol=0, atol=1e-13)
+    # the order matters: the reflections swapped give another matrix
+    swapped = f["D3"] @ f["R1"] @ f["Finv"] @ f["D2"] @ f["P"] @ f["R2"] @ f["F"] @ f["D1"]
+    assert float((swapped - expected).abs().max()) > 1e-2
+
+
+def test_dense_factors_follow_their_formulas():
+    n = 12
+    theta1, theta2, theta3, v1, v2, perm = random_params(n, torch.float64, seed=4)
+    f = U.dense_factors(theta1, theta2, theta3, v1, v2, perm)
+    h = random_states(5, n, torch.complex128)
+    eye = torch.eye(n, dtype=torch.complex128)
+    # DFT convention of torch.fft with norm="ortho"; F^-1 = F^*; F^2 is the reversal k -> -k mod N
+    torch.testing.assert_close(h @ f["F"].T, torch.fft.fft(h, norm="ortho"), rtol=0, atol=1e-12)
+    torch.testing.assert_close(h @ f["Finv"].T, torch.fft.ifft(h, norm="ortho"), rtol=0, atol=1e-12)
+    torch.testing.assert_close(f["Finv"], f["F"].conj().T, rtol=0, atol=1e-14)
+    rev = torch.tensor([(-k) % n for k in range(n)])
+    torch.testing.assert_close(f["F"] @ f["F"], eye[rev], rtol=0, atol=1e-12)
+    # (P h)_i = h_{perm[i]}
+    torch.testing.assert_close(h @ f["P"].T, h[:, perm], rtol=0, atol=0)
+    # R v = -v and R u = u for u orthogonal to v (a reflection through v's orthogonal complement)
+    vc = torch.complex(v1[0], v1[1])
+    torch.testing.assert_close(f["R1"] @ vc, -vc, rtol=0, atol=1e-13)
+    u = torch.randn(n, dtype=torch.complex128)
+    u = u - vc * (vc.conj() @ u) / (vc.conj() @ vc)
+    torch.testing.assert_close(f["R1"] @ u, u, rtol=0, atol=1e-13)
+    torch.testing.assert_close(f["D2"], torch.diag(torch.exp(1j * theta2.to(torch.complex128))), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_each_factor_is_unitary(dtype, tol):
+    f = U.dense_factors(*random_params(64, dtype, seed=5))
+    assert list(f) and set(f) == set(U.FACTOR_ORDER)
+    for name, m in f.items():
+        assert unitarity_error(m) < tol, name
+
+
+def test_a_zero_reflection_vector_gives_the_identity_not_nan():
+    theta1, theta2, theta3, v1, v2, perm = random_params(6, torch.float64)
+    h = random_states(2, 6, torch.complex128)
+    out = U.unitary_apply(h, theta1, theta2, theta3, torch.zeros(2, 6, dtype=torch.float64), v2, perm)
+    assert torch.isfinite(torch.view_as_real(out)).all()
+    torch.testing.assert_close(torch.linalg.vector_norm(out, dim=1), torch.linalg.vector_norm(h, dim=1))
+
+
+def test_norm_is_preserved_over_5000_steps_in_complex64():
+    runtime.seed_everything(0)
+    cell = U.UnitaryRNNCell(3, 64, perm_seed=1)
+    h = random_states(8, 64, torch.complex64)
+    n0 = torch.linalg.vector_norm(h.to(torch.complex128), dim=1)
+    with torch.no_grad():
+        for _ in range(5000):
+            h = cell.recurrent(h)
+    drift = float((torch.linalg.vector_norm(h.to(torch.complex128), dim=1) / n0 - 1).abs().max())
+    print(f"relative norm drift after 5000 steps (complex64, N=64): {drift:.2e}")
+    assert drift < 1e-3
+    assert float(h.abs().max()) > 0  # the state moved, not collapsed
+
+
+def test_gradients_through_the_structured_map_match_the_dense_one():
+    params = [p.clone().requires_grad_(p.is_floating_point()) for p in random_params(10, torch.float64, seed=6)]
+    h = random_states(4, 10, torch.complex128)
+    target = random_states(4, 10, torch.complex128, seed=9)
+    loss_s = (U.unitary_apply(h, *params) * target.conj()).real.sum()
+    grads_s = torch.autograd.grad(loss_s, params[:5])
+    loss_d = ((h @ U.unitary_dense(*params).T) * target.conj()).real.sum()
+    grads_d = torch.autograd.grad(loss_d, params[:5])
+    for gs, gd in zip(grads_s, grads_d):
+        assert float(gs.abs().max()) > 1e-3
+        torch.testing.assert_close(gs, gd, rtol=1e-9, atol=1e-11)
+
+
+# --------------------------------------------------------------------------------------------
+# modReLU
+# --------------------------------------------------------------------------------------------
+
+def test_modrelu_matches_its_formula_and_zeroes_small_moduli():
+    g = torch.Generator().manual_seed(0)
+    z = torch.complex(torch.randn(200, 16, generator=g, dtype=torch.float64),
+                      torch.randn(200, 16, generator=g, dtype=torch.float64))
+    b = torch.linspace(-1.5, 0.5, 16, dtype=torch.float64)
+    out = U.modrelu(z, b)
+    r = z.abs()
+    expected = torch.clamp(r + b, min=0) * z / r
+    torch.testing.assert_close(out, expected, rtol=1e-14, atol=1e-15)
+    dead = r <= -b
+    assert dead.any() and (~dead).any()
+    assert (out[dead] == 0).all()
+    torch.testing.assert_close(out[~dead].abs(), (r + b).expand_as(r)[~dead], rtol=1e-13, atol=0)
+    # b = 0 is the identity; complex64 in, complex64 out
+    torch.testing.assert_close(U.modrelu(z, torch.zeros(16, dtype=torch.float64)), z, rtol=1e-15, atol=0)
+    assert U.modrelu(z.to(torch.complex64), b.float()).dtype == torch.complex64
+
+
+def test_modrelu_keeps_the_phase():
+    g = torch.Generator().manual_seed(1)
+    z = torch.complex(torch.randn(500, generator=g), torch.randn(500, generator=g))
+    b = torch.full((500,), -0.7)
+    out = U.modrelu(z, b)
+    live = out != 0
+    assert live.sum() > 100
+    diff = torch.angle(out[live]) - torch.angle(z[live])
+    wrapped = torch.remainder(diff + math.pi, 2 * math.pi) - math.pi
+    assert float(wrapped.abs().max()) < 1e-5
+
+
+def test_modrelu_at_zero_is_zero_with_finite_gradient():
+    z = torch.zeros(4, dtype=torch.complex128, requires_grad=True)
+    b = torch.tensor([-0.5, 0.0, 0.3, 1.0], dtype=torch.float64, requires_grad=True)
+    out = U.modrelu(z, b)
+    assert (out == 0).all()
+    torch.view_as_real(out).sum().backward()
+    assert torch.isfinite(torch.view_as_real(z.grad)).all() and torch.isfinite(b.grad).all()
+
+
+# --------------------------------------------------------------------------------------------
+# The cell and the network
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 16, 100])
+def test_recurrent_parameter_count_is_7n(n):
+    cell = U.UnitaryRNNCell(5, n)
+    assert U.recurrent_parameter_count(n) == 7 * n
+    assert sum(p.numel() for p in cell.recurrent_parameters()) == U.recurrent_parameter_count(n)
+    assert U.dense_unitary_parameter_count(n) == n * n
+    # everything else: V (2 N in), the modReLU bias (N)
+    assert U.count_parameters(cell) == 7 * n + 2 * n * 5 + n
+    model = U.URNN(5, n, 3)
+    assert model.n_parameters() == U.count_parameters(model) == 7 * n + 10 * n + n + 2 * n + (2 * n * 3 + 3)
+    assert U.count_parameters(U.URNN(5, n, 3, learn_h0=False)) == model.n_parameters() - 2 * n
+
+
+def test_cell_step_is_the_papers_equation():
+    runtime.seed_everything(2)
+    cell = U.UnitaryRNNCell(3, 12).double()
+    with torch.no_grad():
+        cell.bias.uniform_(-0.5, 0.1)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    h = random_states(4, 12, torch.complex128)
+    v = torch.complex(cell.V[0], cell.V[1])
+    expected = U.modrelu(h @ cell.dense().T + x.to(torch.complex128) @ v.T, cell.bias)
+    out = cell(x, h)
+    assert out.dtype == torch.complex128
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(cell.recurrent(h), h @ cell.dense().T, rtol=0, atol=1e-12)
+
+
+def test_cell_initialisation():
+    runtime.seed_everything(3)
+    cell = U.UnitaryRNNCell(10, 200).requires_grad_(False)
+    for t in (cell.theta1, cell.theta2, cell.theta3):
+        assert t.shape == (200,) and t.dtype == torch.float32
+        assert -math.pi <= float(t.min()) and float(t.max()) <= math.pi and float(t.std()) > 1.0
+    for v in (cell.v1, cell.v2):
+        assert v.shape == (2, 200) and float(v.abs().max()) <= 1.0
+    assert cell.V.shape == (2, 200, 10) and float(cell.V.abs().max()) <= math.sqrt(6 / (10 + 400))
+    assert (cell.bias == 0).all()
+    assert torch.equal(torch.sort(cell.perm).values, torch.arange(200))
+    assert not torch.equal(cell.perm, torch.arange(200))
+    assert "perm" in dict(cell.named_buffers()) and "perm" not in dict(cell.named_parameters())
+    assert torch.equal(U.UnitaryRNNCell(10, 200, perm_seed=7).perm, U.UnitaryRNNCell(10, 200, perm_seed=7).perm)
+
+
+def test_urnn_forward_shape_and_gradients_reach_every_parameter():
+    runtime.seed_everything(0)
+    model = U.URNN(3, 16, 2)
+    x = torch.randn(4, 6, 3)
+    out = model(x)
+    assert out.shape == (4, 6, 2) and out.dtype == torch.float32
+    assert model.hidden_states(x).shape == (4, 6, 16) and model.hidden_states(x).dtype == torch.complex64
+    (out ** 2).mean().backward()
+    names = dict(model.named_parameters())
+    assert {"h0", "cell.theta1", "cell.theta2", "cell.theta3", "cell.v1", "cell.v2", "cell.V", "cell.bias",
+            "readout.weight", "readout.bias"} == set(names)
+    for name, p in names.items():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert float(p.grad.abs().max()) > 0, name
+
+
+def test_urnn_readout_is_linear_in_real_and_imaginary_parts():
+    runtime.seed_everything(1)
+    model = U.URNN(2, 8, 3)
+    x = torch.randn(2, 4, 2)
+    h = model.hidden_states(x)
+    expected = torch.cat([h.real, h.imag], -1) @ model.readout.weight.T + model.readout.bias
+    torch.testing.assert_close(model(x), expected)
+    # an explicit initial state replaces h0
+    h0 = random_states(2, 8, torch.complex64)
+    assert not torch.allclose(model(x, h0), model(x))
+
+
+def test_urnn_is_deterministic_given_the_seed():
+    def build_and_run(seed):
+        runtime.seed_everything(seed)
+        model = U.URNN(3, 10, 2)
+        x = torch.randn(2, 5, 3)
+        return model(x), model.cell.perm
+
+    (a, pa), (b, pb), (c, pc) = build_and_run(0), build_and_run(0), build_and_run(1)
+    assert torch.equal(a, b) and torch.equal(pa, pb)
+    assert not torch.allclose(a, c)
+
+
+def test_urnn_double_precision():
+    runtime.seed_everything(0)
+    model = U.URNN(3, 10, 2).double()
+    out = model(torch.randn(2, 5, 3, dtype=torch.float64))
+    assert out.dtype == torch.float64 and model.hidden_states(torch.randn(2, 5, 3)).dtype == torch.complex128
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda_and_agrees_with_the_cpu():
+    runtime.seed_everything(0)
+    model = U.URNN(3, 64, 2)
+    x = torch.randn(4, 7, 3)
+    expected = model(x)
+    model = model.to("cuda")
+    out = model(x.cuda())
+    assert out.device.type == "cuda"
+    torch.testing.assert_close(out.cpu(), expected, rtol=1e-4, atol=1e-5)
+    params = [p.cuda() for p in random_params(64)]
+    w = U.unitary_dense(*params)
+    assert w.device.type == "cuda" and unitarity_error(w.cpu()) < 1e-5
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+
+def test_bad_sizes_are_errors():
+    with pytest.raises(ValueError, match=r"^hidden_size must be a positive int, got 0$"):
+        U.UnitaryRNNCell(3, 0)
+    with pytest.raises(ValueError, match="hidden_size must be a positive int, got -2"):
+        U.URNN(3, -2, 1)
+    with pytest.raises(TypeError, match="hidden_size must be a positive int, got float 2.5"):
+        U.UnitaryRNNCell(3, 2.5)
+    with pytest.raises(TypeError, match="hidden_size"):
+        U.recurrent_parameter_count(True)
+    with pytest.raises(ValueError, match="input_size must be a positive int, got 0"):
+        U.UnitaryRNNCell(0, 4)
+    with pytest.raises(ValueError, match="output_size must be a positive int, got 0"):
+        U.URNN(2, 4, 0)
+    with pytest.raises(ValueError, match="hidden_size"):
+        U.dense_unitary_parameter_count(0)
+
+
+@pytest.mark.parametrize("perm", [[0, 0, 2, 3], [1, 2, 3, 4], [-1, 0, 1, 2]])
+def test_a_non_permutation_is_an_error(perm):
+    theta1, theta2, theta3, v1, v2, _ = random_params(4)
+    h = random_states(2, 4, torch.complex64)
+    bad = torch.tensor(perm)
+    with pytest.raises(ValueError, match=r"perm must be a permutation of 0\.\.3"):
+        U.unitary_apply(h, theta1, theta2, theta3, v1, v2, bad)
+    with pytest.raises(ValueError, match="perm must be a permutation"):
+        U.unitary_dense(theta1, theta2, theta3, v1, v2, bad)
+
+
+def test_bad_arguments_name_what_was_expected():
+    theta1, theta2, theta3, v1, v2, perm = random_params(4)
+    h = random_states(2, 4, torch.complex64)
+    with pytest.raises(ValueError, match=r"perm must have shape \(4,\), got \(3,\)"):
+        U.unitary_apply(h, theta1, theta2, theta3, v1, v2, perm[:3])
+    with pytest.raises(TypeError, match="perm must be an integer tensor"):
+        U.unitary_apply(h, theta1, theta2, theta3, v1, v2, perm.float())
+    with pytest.raises(TypeError, match="h must be a complex tensor"):
+        U.unitary_apply(h.real, theta1, theta2, theta3, v1, v2, perm)
+    with pytest.raises(ValueError, match=r"h must have shape \(\.\.\., 4\)"):
+        U.unitary_apply(random_states(2, 5, torch.complex64), theta1, theta2, theta3, v1, v2, perm)
+    with pytest.raises(ValueError, match=r"theta2 must have shape \(4,\), got \(5,\)"):
+        U.unitary_apply(h, theta1, torch.zeros(5), theta3, v1, v2, perm)
+    with pytest.raises(ValueError, match=r"v1 must have shape \(2, 4\)"):
+        U.unitary_apply(h, theta1, theta2, theta3, v1.T, v2, perm)
+    with pytest.raises(TypeError, match="theta1 must be a real floating-point tensor"):
+        U.unitary_apply(h, torch.zeros(4, dtype=torch.long), theta2, theta3, v1, v2, perm)
+    with pytest.raises(TypeError, match="z must be a complex tensor"):
+        U.modrelu(torch.ones(3), torch.zeros(3))
+    with pytest.raises(TypeError, match="b must be a real floating-point tensor"):
+        U.modrelu(torch.ones(3, dtype=torch.complex64), torch.zeros(3, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        U.modrelu(torch.ones(3, dtype=torch.complex64), torch.zeros(3), eps=0.0)
+    cell = U.UnitaryRNNCell(3, 4)
+    with pytest.raises(ValueError, match=r"x_t must have shape \(batch, 3\)"):
+        cell(torch.zeros(2, 5), h)
+    with pytest.raises(TypeError, match="h must be a complex tensor"):
+        cell(torch.zeros(2, 3), h.real)
+    with pytest.raises(ValueError, match=r"h must have shape \(3, 4\) to match x_t, got \(2, 4\)"):
+        cell(torch.zeros(3, 3), h)
+    model = U.URNN(3, 4, 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, T >= 1, 3\)"):
+        model(torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="x must be a real floating-point tensor"):
+        model(torch.zeros(2, 5, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        U.count_parameters("not a model")
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark, smoke-tested at tiny sizes
+# --------------------------------------------------------------------------------------------
+
+def test_benchmark_runs_at_tiny_sizes():
+    from benchmarks import bench_urnn
+
+    out = bench_urnn.run(write=False, sizes=(16, 32, 64), repeats=3)
+    m = out["metrics"]
+    assert {"exponent_urnn", "exponent_dense", "speedup_largest_n"} <= set(m)
+    assert "speedup_n2048" not in m  # 2048 was not among the sizes
+    assert math.isfinite(m["exponent_urnn"]) and math.isfinite(m["exponent_dense"]) and m["speedup_largest_n"] > 0
+    for name in ("urnn_s_vs_n", "dense_s_vs_n"):
+        assert [p[0] for p in out["curves"][name]] == [16, 32, 64]
+        assert all(p[1] > 0 for p in out["curves"][name])
+    assert out["scale"] == "bench" and out["slug"] == "urnn" and out["provenance"]["config"]["batch"] == 20
+    assert bench_urnn._fit_exponent([1, 2, 4], [3.0, 12.0, 48.0]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="sizes"):
+        bench_urnn.run(write=False, sizes=(16,))
