@@ -1,0 +1,387 @@
+r"""IRNN (Le, Jaitly & Hinton, 2015): a ReLU RNN whose recurrent matrix starts as the identity,
+and the baselines the recurrent chapters compare it with (a tanh RNN and an LSTM).
+
+The recurrence of a plain RNN is :math:`h_t = f(W h_{t-1} + U x_t + b)`. The IRNN takes
+:math:`f = \operatorname{ReLU}`, :math:`W = \alpha I` (the identity, or a scaled identity) and
+:math:`b = 0` at initialisation (:class:`RecurrentNet` with ``kind="irnn"``). With non-negative
+states and no input the map is then the identity, so a state is carried unchanged for any
+number of steps; backwards, the Jacobian :math:`\partial h_t / \partial h_{t-1} =
+\operatorname{diag}(\mathbb 1[a_t > 0])\,W` is a 0/1 diagonal times :math:`\alpha I`: gradients
+neither shrink nor grow with the time lag where units are active (for :math:`\alpha = 1`). A tanh
+RNN multiplies the gradient by :math:`\operatorname{diag}(1 - h_t^2)\,W` at every step, whose
+norm is below 1 unless :math:`W` is large, and an LSTM carries its cell state additively, gated.
+:func:`input_gradient_norms` measures this: the norm of :math:`\partial y_T / \partial x_t`
+against the lag :math:`T - t`.
+
+Gradient clipping (rescale the whole gradient to norm at most ``clip`` when it is larger) keeps
+the rare exploding steps of a ReLU recurrence from wrecking training (:func:`train`).
+
+Paper settings we rely on (Sec. 4; the values marked [U] are our reading, unverified against
+the paper's text): 100 hidden units on the adding problem, recurrent weights :math:`I` and biases
+0, the other weights drawn from :math:`\mathcal N(0, 0.001^2)` [U]; SGD with gradient clipping
+and minibatches of 16 [U]; the LSTM's forget-gate bias set to 1 [U]. Where a scale departs,
+:class:`Config` says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import results, runtime, tasks, training
+
+__all__ = ["Config", "KINDS", "PAPER", "SLUG", "RecurrentNet", "evaluate_adding", "evaluate_classifier",
+           "input_gradient_norms", "main", "run", "train"]
+
+KINDS = ("irnn", "tanh", "lstm")
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class RecurrentNet(nn.Module):
+    r"""One recurrent layer and a linear read-out: ``kind`` is ``"irnn"`` (ReLU, :math:`W =
+    \alpha I`, zero biases, other weights :math:`\mathcal N(0, \text{init\_std}^2)`), ``"tanh"``
+    (PyTorch's default initialisation, uniform :math:`\pm 1/\sqrt{N}`) or ``"lstm"`` (PyTorch's
+    default, forget-gate bias ``forget_bias``).
+
+    ``forward(x)`` takes real inputs ``(batch, T, input_size)`` and returns the read-out
+    ``(batch, output_size)`` after the last step, or ``(batch, T, output_size)`` with
+    ``all_steps=True`` (the copying task). Uses PyTorch's fused ``nn.RNN`` / ``nn.LSTM``.
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int, *,
+                 identity_scale: float = 1.0, init_std: float = 0.001, forget_bias: float = 1.0):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)):
+            _check_positive_int(name, v)
+        self.kind, self.hidden_size = kind, hidden_size
+        if kind == "lstm":
+            self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
+            with torch.no_grad():   # gate order in PyTorch: input, forget, cell, output
+                self.rnn.bias_ih_l0[hidden_size:2 * hidden_size].fill_(forget_bias)
+                self.rnn.bias_hh_l0[hidden_size:2 * hidden_size].zero_()
+        else:
+            self.rnn = nn.RNN(input_size, hidden_size, nonlinearity="relu" if kind == "irnn" else "tanh",
+                              batch_first=True)
+        self.out = nn.Linear(hidden_size, output_size)
+        if kind == "irnn":
+            with torch.no_grad():
+                self.rnn.weight_hh_l0.copy_(identity_scale * torch.eye(hidden_size))
+                self.rnn.bias_hh_l0.zero_()
+                self.rnn.bias_ih_l0.zero_()
+                self.rnn.weight_ih_l0.normal_(0.0, init_std)
+                self.out.weight.normal_(0.0, init_std)
+                self.out.bias.zero_()
+
+    def forward(self, x: torch.Tensor, *, all_steps: bool = False) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] == 0:
+            raise ValueError(f"x must be (batch, T, features) with T >= 1, got shape {tuple(x.shape)}")
+        states, _ = self.rnn(x)
+        return self.out(states) if all_steps else self.out(states[:, -1])
+
+
+def input_gradient_norms(model: RecurrentNet, x: torch.Tensor) -> np.ndarray:
+    r"""How strongly the output after the last step depends on the input at each step:
+    :math:`g_t = \frac1B\sum_b \lVert \partial\, \textstyle\sum_k y_{T,k} / \partial x_t^{(b)} \rVert`
+    for :math:`t = 0..T-1` (so :math:`T - 1 - t` is the lag). This is the gradient that reaches
+    step :math:`t` through the recurrence: it vanishes with the lag when the recurrent Jacobians
+    shrink, and explodes when they grow."""
+    x = x.detach().clone().requires_grad_(True)
+    was = model.training
+    model.eval()
+    y = model(x)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    model.train(was)
+    return g.norm(dim=2).mean(0).cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Training on the shared tasks
+# ----------------------------------------------------------------------------------------------
+
+def _make_optimizer(name: str, params, lr: float):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def evaluate_adding(model: RecurrentNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Mean squared error of ``model`` on held-out adding-problem sequences ``(x, y)``."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        se = sum(float(((model(x[i:i + batch_size].to(device)) - y[i:i + batch_size].to(device)) ** 2).sum())
+                 for i in range(0, len(x), batch_size))
+    model.train(was)
+    return se / len(x)
+
+
+def evaluate_classifier(model: RecurrentNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Accuracy of ``model`` (logits after the last step) on sequences ``x`` with labels ``y``."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        right = sum(int((model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum())
+                    for i in range(0, len(x), batch_size))
+    model.train(was)
+    return right / len(x)
+
+
+def train(model: RecurrentNet, next_batch, loss_fn, *, steps: int, optimizer: str = "adam", lr: float = 1e-3,
+          clip: float | None = 1.0, lr_drop_at: float | None = None, evaluate=None, eval_every: int = 500,
+          progress: bool = True, desc: str = "train") -> dict:
+    r"""Minimise ``loss_fn(model(x), y)`` over ``steps`` minibatches ``(x, y) = next_batch(step)``.
+
+    Each step: gradient, then (with ``clip``) the whole gradient rescaled to norm at most
+    ``clip``, :math:`g \leftarrow g \cdot \min(1, \text{clip} / \lVert g \rVert)`, then the
+    optimizer's step. With ``lr_drop_at`` (a fraction of ``steps``) the learning rate is divided
+    by 10 from that step on. ``evaluate(model) -> float`` is called every ``eval_every`` steps and
+    at the end. Returns ``{"curve": [[step, value], ...], "final", "seconds", "clipped"}``
+    (``clipped``: the fraction of steps whose gradient norm exceeded ``clip``).
+    """
+    _check_positive_int("steps", steps)
+    device = next(model.parameters()).device
+    opt = _make_optimizer(optimizer, model.parameters(), lr)
+    drop = int(lr_drop_at * steps) if lr_drop_at is not None else None
+    curve, clipped, t0 = [], 0, time.perf_counter()
+    bar = training.progress(total=steps, desc=desc, disable=not progress)
+    model.train()
+    for step in range(1, steps + 1):
+        if drop is not None and step == drop:
+            for group in opt.param_groups:
+                group["lr"] = lr / 10
+        x, y = next_batch(step)
+        loss = loss_fn(model(x.to(device)), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        training.check_finite(loss.detach(), step=step)
+        if clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            clipped += int(float(norm) > clip)
+        opt.step()
+        bar.update(1)
+        if evaluate is not None and (step % eval_every == 0 or step == steps):
+            curve.append([step, float(evaluate(model))])
+    bar.close()
+    return {"curve": curve, "final": curve[-1][1] if curve else None, "seconds": time.perf_counter() - t0,
+            "clipped": clipped / steps}
+
+
+# ----------------------------------------------------------------------------------------------
+# The study
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Config:
+    """The IRNN chapter's experiments at one scale: the adding problem at each ``adding_T`` and
+    pixel-by-pixel MNIST, each for every model in ``kinds`` with the same optimizer, learning
+    rate, clipping and number of updates (the baselines are reported, not tuned further).
+
+    ``pixel_size``: side of the MNIST images fed pixel by pixel (28: the paper's 784 steps;
+    smaller sizes average-pool the image first, a quick-scale shortcut). ``pixel_steps = 0``
+    skips pixel MNIST. ``grad_T``: the sequence length of the gradient-against-lag measurement.
+    """
+
+    kinds: tuple[str, ...] = KINDS
+    hidden: int = 100
+    adding_T: tuple[int, ...] = (150, 200, 300, 400)
+    adding_steps: int = 100_000
+    adding_batch: int = 16
+    pixel_steps: int = 1_000_000
+    pixel_batch: int = 16
+    pixel_size: int = 28
+    pixel_permuted: bool = True
+    pixel_test_images: int | None = None
+    optimizer: str = "sgd"
+    lr: float = 1e-2
+    clip: float | None = 1.0
+    lr_drop_at: float | None = None
+    test_sequences: int = 1000
+    eval_every: int = 1000
+    grad_T: int = 150
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.kinds, tuple) or not self.kinds or not set(self.kinds) <= set(KINDS):
+            raise ValueError(f"kinds must be a non-empty tuple drawn from {KINDS}, got {self.kinds!r}")
+        if not isinstance(self.adding_T, tuple):
+            raise ValueError(f"adding_T must be a tuple of sequence lengths, got {self.adding_T!r}")
+        for T in self.adding_T:
+            if isinstance(T, bool) or not isinstance(T, int) or T < 2:
+                raise ValueError(f"each adding_T must be an int >= 2 (sequence length), got {T!r}")
+        for name in ("hidden", "adding_steps", "adding_batch", "pixel_batch", "pixel_size", "test_sequences",
+                     "eval_every", "grad_T"):
+            _check_positive_int(name, getattr(self, name))
+        if isinstance(self.pixel_steps, bool) or not isinstance(self.pixel_steps, int) or self.pixel_steps < 0:
+            raise ValueError(f"pixel_steps must be an int >= 0 (0 skips pixel MNIST), got {self.pixel_steps!r}")
+        if 28 % self.pixel_size:
+            raise ValueError(f"pixel_size must divide 28 (28, 14, 7, 4, 2, 1), got {self.pixel_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
+        if self.clip is not None and not (isinstance(self.clip, (int, float)) and self.clip > 0):
+            raise ValueError(f"clip must be a gradient norm > 0 or None, got {self.clip!r}")
+
+    @classmethod
+    def quick(cls) -> "Config":
+        """CI scale: the adding problem at T = 30 for 600 updates and pixel MNIST on 7×7 images
+        (49 steps) for 300 updates, all three models, Adam (lr 1e-3), clipping at 1."""
+        return cls(adding_T=(30,), adding_steps=600, adding_batch=50, pixel_steps=300, pixel_batch=50, pixel_size=7,
+                   pixel_permuted=False, pixel_test_images=2000, optimizer="adam", lr=1e-3, lr_drop_at=0.7,
+                   test_sequences=1000, eval_every=100, grad_T=100, threads=None)
+
+    @classmethod
+    def cpu(cls) -> "Config":
+        """Two CPU cores: the adding problem at T = 150 for 10,000 updates of 50 sequences, all
+        three models, Adam (lr 1e-3, divided by 10 after 60% of the updates), clipping at 1;
+        pixel MNIST on 14×14 images (196 steps) for 3,000 updates. Departures: Adam instead of
+        the paper's SGD (the paper's 10^5-10^6 updates at learning rates of 10^-2 and below do
+        not fit on two cores), shorter runs, and pixel MNIST at half resolution."""
+        return cls(adding_T=(150,), adding_steps=10_000, adding_batch=50, pixel_steps=3_000, pixel_batch=50,
+                   pixel_size=14, pixel_permuted=False, optimizer="adam", lr=1e-3, lr_drop_at=0.6,
+                   eval_every=500, threads=1)
+
+    @classmethod
+    def paper(cls) -> "Config":
+        """The paper's experiments as we read them [U]: adding at T = 150, 200, 300, 400 and pixel
+        MNIST (and its permuted form) with 100 hidden units, SGD with clipping, minibatches of 16.
+        For a GPU."""
+        return cls()
+
+
+def _pixel_data(config: Config, split: str, limit: int | None = None):
+    x, y = tasks.pixel_mnist(split, limit=limit)
+    if config.pixel_size != 28:
+        k = 28 // config.pixel_size
+        x = F.avg_pool2d(x.reshape(-1, 1, 28, 28), k).reshape(len(x), -1, 1)
+    if config.pixel_permuted:
+        perm = tasks.fixed_permutation(config.seed, x.shape[1])
+        x = x[:, perm]
+    return x, y
+
+
+def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, results_dir=None,
+        device=None, command: str | None = None, models: dict | None = None) -> dict:
+    """Train and evaluate every model of ``config`` on each task; write and return the results.
+
+    ``metrics``: ``adding_t{T}_test_mse`` (the IRNN's mean squared error on ``test_sequences``
+    held-out sequences) and ``adding_t{T}_test_mse.{kind}`` for every model, with the mean
+    predictor's ``adding_baseline_mse`` (1/6); ``pixel_mnist_test_acc(.{kind})``; ``seconds.*``.
+    ``curves``: ``adding_t{T}_test_mse_vs_step.{kind}``, ``pixel_mnist_test_acc_vs_step.{kind}``,
+    and ``grad_vs_lag.{kind}.init`` / ``.trained`` (:func:`input_gradient_norms` on adding-problem
+    inputs of length ``grad_T``, against the lag).
+    """
+    if models is not None and not isinstance(models, dict):
+        raise TypeError(f"models must be a dict to fill with the trained models, got {type(models).__name__}")
+    scale = runtime.get_scale() if scale is None else runtime.check_scale(scale)
+    config = config or runtime.config_for(Config, scale)
+    if config.threads:
+        runtime.set_threads(config.threads)
+    device = device or runtime.device()
+    t0, code = time.perf_counter(), results.code_state()
+    metrics, curves = {"adding_baseline_mse": tasks.ADDING_BASELINE_MSE}, {}
+    grad_x, _ = tasks.adding_problem(64, config.grad_T, generator=torch.Generator().manual_seed(7))
+
+    def lag_curve(model):
+        g = input_gradient_norms(model, grad_x.to(device))
+        return [[config.grad_T - 1 - t, float(v)] for t, v in enumerate(g)]
+
+    for T in config.adding_T:
+        x_test, y_test = tasks.adding_problem(config.test_sequences, T,
+                                              generator=torch.Generator().manual_seed(10_000 + T))
+        for kind in config.kinds:
+            torch.manual_seed(config.seed)
+            model = RecurrentNet(kind, 2, config.hidden, 1).to(device)
+            if T == config.adding_T[0]:
+                curves[f"grad_vs_lag.{kind}.init"] = lag_curve(model)
+            gen = torch.Generator().manual_seed(config.seed * 1000 + T)
+            out = train(model, lambda step: tasks.adding_problem(config.adding_batch, T, generator=gen), F.mse_loss,
+                        steps=config.adding_steps, optimizer=config.optimizer, lr=config.lr, clip=config.clip,
+                        lr_drop_at=config.lr_drop_at, evaluate=lambda m: evaluate_adding(m, x_test, y_test),
+                        eval_every=config.eval_every, desc=f"adding T={T} {kind}")
+            metrics[f"adding_t{T}_test_mse.{kind}"] = out["final"]
+            metrics[f"adding_t{T}_clipped_fraction.{kind}"] = out["clipped"]
+            metrics[f"seconds.adding_t{T}.{kind}"] = out["seconds"]
+            curves[f"adding_t{T}_test_mse_vs_step.{kind}"] = out["curve"]
+            if T == config.adding_T[0]:
+                curves[f"grad_vs_lag.{kind}.trained"] = lag_curve(model)
+            if models is not None:
+                models[f"adding_t{T}.{kind}"] = model
+        if "irnn" in config.kinds:
+            metrics[f"adding_t{T}_test_mse"] = metrics[f"adding_t{T}_test_mse.irnn"]
+
+    if config.pixel_steps:
+        x_train, y_train = _pixel_data(config, "train")
+        x_test, y_test = _pixel_data(config, "test", config.pixel_test_images)
+        for kind in config.kinds:
+            torch.manual_seed(config.seed)
+            model = RecurrentNet(kind, 1, config.hidden, 10).to(device)
+            sampler = training.EpochSampler(len(x_train), config.pixel_batch, seed=config.seed)
+
+            def batch(step, sampler=sampler):
+                idx = torch.as_tensor(sampler.indices(step - 1))
+                return x_train[idx], y_train[idx]
+
+            out = train(model, batch, F.cross_entropy, steps=config.pixel_steps, optimizer=config.optimizer,
+                        lr=config.lr, clip=config.clip, lr_drop_at=config.lr_drop_at,
+                        evaluate=lambda m: evaluate_classifier(m, x_test, y_test),
+                        eval_every=max(config.eval_every, config.pixel_steps // 10), desc=f"pixel MNIST {kind}")
+            metrics[f"pixel_mnist_test_acc.{kind}"] = out["final"]
+            metrics[f"seconds.pixel_mnist.{kind}"] = out["seconds"]
+            curves[f"pixel_mnist_test_acc_vs_step.{kind}"] = out["curve"]
+            if models is not None:
+                models[f"pixel_mnist.{kind}"] = model
+        if "irnn" in config.kinds:
+            metrics["pixel_mnist_test_acc"] = metrics["pixel_mnist_test_acc.irnn"]
+    metrics["compute_s"] = time.perf_counter() - t0
+    data = {"slug": SLUG, "scale": scale, "metrics": metrics, "curves": curves, "paper": PAPER,
+            "provenance": results.provenance(config, [config.seed], wall_s=time.perf_counter() - t0, device=device,
+                                             code=code, command=command)}
+    data = results.validate(data)
+    if write:
+        results.write(data, results_dir)
+    return data
+
+
+SLUG = "irnn"
+PAPER = {
+    "pixel_mnist_test_acc": {"value": 0.97, "status": "V2",
+                             "source": "Sec. 4.2 / Table: pixel-by-pixel MNIST, IRNN 97% test accuracy"},
+    "permuted_pixel_mnist_test_acc": {"value": 0.82, "status": "V2",
+                                      "source": "Sec. 4.2: permuted pixel MNIST, IRNN 82% test accuracy"},
+    "adding_solved_up_to_T": {"value": 300.0, "status": "V2",
+                              "source": "uRNN paper, Sec. 4.2, on Le et al.: IRNN solved the adding problem up "
+                                        "to T = 300 (tanh RNNs up to T = 150)"},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m papernotes_core.irnn [--no-write]`` at ``PAPERNOTES_SCALE``."""
+    return runtime.study_main(SLUG, Config, run, argv, description=main.__doc__)
+
+
+if __name__ == "__main__":  # pragma: no cover - the command line entry point
+    sys.exit(main())
