@@ -523,10 +523,12 @@ class Config:
         """CI scale: the authors' recipe (SGD schedule, k = 1, dropout, maxout) with narrower
         networks (512 generator units, 128 maxout units) for 2 epochs on the first 25,000
         images (500 generator steps); Parzen with 2,000 samples on 2,000 test images, σ on 500
-        validation images. Samples after so few steps are rough: this scale checks the code."""
+        validation images. Samples after so few steps are rough: this scale checks the code. One
+        thread: measured 13 s of training alone (8 s with two threads), but two threads beside
+        another busy process slowed the notebook more than tenfold."""
         return cls(g_hidden=512, d_units=128, epochs=2, train_limit=25_000, snapshot_epochs=(0, 1, 2),
                    parzen_samples=2_000, parzen_test_images=2_000, parzen_valid_images=500,
-                   classifier_epochs=1, threads=None, checkpoint=False)
+                   classifier_epochs=1, threads=1, checkpoint=False)
 
     @classmethod
     def cpu(cls) -> "Config":
