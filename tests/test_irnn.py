@@ -118,6 +118,8 @@ def test_bad_input():
         dataclasses.replace(I.Config.quick(), optimizer="lbfgs")
     with pytest.raises(ValueError, match="each adding_T must be an int >= 2"):
         dataclasses.replace(I.Config.quick(), adding_T=(0,))
+    with pytest.raises(ValueError, match="pixel_variants must be a tuple"):
+        dataclasses.replace(I.Config.quick(), pixel_variants=("shuffled",))
     with pytest.raises(ValueError, match="pixel_size must divide 28"):
         dataclasses.replace(I.Config.quick(), pixel_size=5)
 
@@ -131,7 +133,7 @@ def test_run_writes_a_valid_results_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tasks, "pixel_mnist", fake_pixel)
     cfg = dataclasses.replace(I.Config.quick(), hidden=8, adding_T=(8,), adding_steps=20, pixel_steps=10,
-                              pixel_batch=20, pixel_size=4, pixel_permuted=True, pixel_test_images=100,
+                              pixel_batch=20, pixel_size=4, pixel_variants=("plain", "permuted"), pixel_test_images=100,
                               test_sequences=50, eval_every=10, grad_T=12)
     models = {}
     out = I.run(cfg, scale="quick", results_dir=tmp_path, command="test", models=models)
@@ -139,6 +141,7 @@ def test_run_writes_a_valid_results_file(tmp_path, monkeypatch):
     m = back["metrics"]
     for kind in I.KINDS:
         assert math.isfinite(m[f"adding_t8_test_mse.{kind}"]) and 0 <= m[f"pixel_mnist_test_acc.{kind}"] <= 1
+        assert 0 <= m[f"permuted_pixel_mnist_test_acc.{kind}"] <= 1
         assert len(back["curves"][f"grad_vs_lag.{kind}.init"]) == 12
         assert [p[0] for p in back["curves"][f"adding_t8_test_mse_vs_step.{kind}"]] == [10, 20]
     assert m["adding_t8_test_mse"] == m["adding_t8_test_mse.irnn"] and m["adding_baseline_mse"] == pytest.approx(1 / 6)
