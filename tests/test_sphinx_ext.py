@@ -19,7 +19,8 @@ def write_results(base: Path):
     for scale, loss, seeds in (("quick", 0.5, [0]), ("cpu", 0.12345, [0, 1, 2])):
         results.write({
             "slug": "toy", "scale": scale,
-            "metrics": {"loss.a": loss, "loss_sd.a": 0.01, "err.a": 0.0312, "ll": -90.123, "ll_se": 0.26},
+            "metrics": {"loss.a": loss, "loss_sd.a": 0.01, "err.a": 0.0312, "ll": -90.123, "ll_se": 0.26,
+                        **({"compute_s": 100.0} if scale == "cpu" else {})},
             "curves": {},
             "paper": {"loss.a": {"value": 0.11, "source": "Table 9", "status": "V"},
                       "loss_sd.a": {"value": 0.02, "source": "Table 9", "status": "V"}},
@@ -70,7 +71,8 @@ def test_result_role_and_repro_table(tmp_path, monkeypatch):
     assert "0.123 ± 0.010" in html
     assert "0.500 ± " not in html and "0.500" in html  # one seed: no spread shown
     assert "not reported" in html  # err.a has no paper entry
-    assert "paper: not run yet" in html and "cpu: 3 seeds" in html
+    assert "paper: not run yet" in html and "cpu: 3 seeds, 100 s of compute on cpu (this file written in 12.0 s)" in html
+    assert "quick: 1 seed, 12.0 s on cpu" in html
 
 
 def test_a_standard_error_over_data_is_shown_for_one_seed(tmp_path, monkeypatch):

@@ -157,8 +157,11 @@ class ReproTable(SphinxDirective):
             prov = data["provenance"]
             commit = (prov.get("commit") or "no commit")[:7] + (" (uncommitted changes)" if prov.get("dirty") else "")
             n = len(prov["seeds"])
-            notes.append(f"{scale}: {n} seed{'s' if n != 1 else ''}, {prov.get('wall_s')} s on {prov.get('device')}, "
-                         f"commit {commit}, {str(prov.get('date'))[:10]}")
+            compute = data["metrics"].get("compute_s")
+            cost = (f"{compute:,.0f} s of compute on {prov.get('device')} (this file written in {prov.get('wall_s')} s)"
+                    if isinstance(compute, (int, float)) and compute > 1.5 * float(prov.get("wall_s") or 0)
+                    else f"{prov.get('wall_s')} s on {prov.get('device')}")
+            notes.append(f"{scale}: {n} seed{'s' if n != 1 else ''}, {cost}, commit {commit}, {str(prov.get('date'))[:10]}")
         for scale in missing:
             notes.append(f"{scale}: not run yet")
         caption = self.options.get("caption", "Paper against our runs")
