@@ -404,3 +404,74 @@ def test_benchmark_runs_at_tiny_sizes():
     assert bench_urnn._fit_exponent([1, 2, 4], [3.0, 12.0, 48.0]) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="sizes"):
         bench_urnn.run(write=False, sizes=(16,))
+
+
+# ----------------------------------------------------------------------------------------------
+# The experiments
+# ----------------------------------------------------------------------------------------------
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+
+from papernotes_core import results, tasks  # noqa: E402
+
+
+def test_make_model_gives_every_step_for_every_kind():
+    torch.manual_seed(0)
+    hidden = {"urnn": 8, "lstm": 4, "irnn": 6, "tanh": 6}
+    x = torch.randn(3, 7, 2)
+    for kind in U.MODELS:
+        out = U.make_model(kind, 2, 5, hidden)(x)
+        assert out.shape == (3, 7, 5) and out.dtype == torch.float32, kind
+    with pytest.raises(ValueError, match="kind must be one of"):
+        U.make_model("gru", 2, 5, hidden)
+
+
+def test_paper_sizes_give_about_the_same_parameter_counts():
+    """The paper matches models at about 6.5k parameters on copying (uRNN 128, LSTM 40, RNNs 80)."""
+    counts = {k: U.count_parameters(U.make_model(k, 10, 9, dict(U.Config.paper().small_hidden))) for k in U.MODELS}
+    assert all(5_000 < c < 9_000 for c in counts.values()), counts
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("models", ("urnn", "gru"), "models must be a non-empty tuple"),
+    ("copy_T", (0,), "copy_T must be a tuple of sequence lengths"),
+    ("pixel_size", 5, "pixel_size must divide 28"),
+    ("copy_steps", -1, "copy_steps must be an int >= 0"),
+    ("lrs", (), "lrs must be a non-empty tuple"),
+])
+def test_bad_configs_raise(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(U.Config.quick(), **{field: value})
+
+
+def test_run_writes_every_task_for_every_model(tmp_path, monkeypatch):
+    def fake_pixel(split="train", *, permutation=None, limit=None):
+        y = torch.arange(120) % 10
+        x = y[:, None].float() / 10 + 0.01 * torch.rand(120, 784, generator=torch.Generator().manual_seed(0))
+        return tasks.as_sequences(x[:limit] if limit else x), (y[:limit] if limit else y)
+
+    monkeypatch.setattr(tasks, "pixel_mnist", fake_pixel)
+    cfg = dataclasses.replace(U.Config.quick(), copy_T=(5,), adding_T=(6,), pixel_size=4, copy_steps=4, adding_steps=4,
+                              pixel_steps=3, pixel_variants=("plain", "permuted"), test_sequences=30,
+                              pixel_test_images=60, eval_every=2, lrs=(1e-3, 1e-2),
+                              small_hidden=(("urnn", 8), ("lstm", 4), ("irnn", 6), ("tanh", 6)),
+                              pixel_hidden=(("urnn", 8), ("lstm", 4), ("irnn", 6), ("tanh", 6)))
+    out = U.run(cfg, scale="quick", results_dir=tmp_path, command="test")
+    m = results.read("urnn", "quick", tmp_path)["metrics"]
+    for kind in U.MODELS:
+        for task in ("copy_t5_test_xent", "adding_t6_test_mse", "pixel_mnist_test_acc", "permuted_pixel_mnist_test_acc"):
+            assert math.isfinite(m[f"{task}.{kind}"]) and m[f"lr.{task}.{kind}"] in (1e-3, 1e-2), (task, kind)
+            assert [p[0] for p in out["curves"][f"{task}_vs_step.{kind}"]][-1] in (3, 4)
+    assert m["copy_t5_test_xent"] == m["copy_t5_test_xent.urnn"]
+    assert m["copy_t5_baseline_xent"] == pytest.approx(10 * math.log(8) / 25)
+    json.dumps(out)
+
+
+def test_the_urnn_learns_to_copy_over_a_short_gap():
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(U.Config.quick(), copy_T=(8,), copy_steps=150, adding_steps=0, pixel_steps=0,
+                              models=("urnn",), test_sequences=200, eval_every=150,
+                              small_hidden=(("urnn", 32), ("lstm", 4), ("irnn", 6), ("tanh", 6)))
+    m = U.run(cfg, scale="quick", write=False)["metrics"]
+    assert m["copy_t8_test_xent"] < 0.5 * m["copy_t8_baseline_xent"]
