@@ -120,3 +120,40 @@ def test_code_state_is_recorded_as_given():
     assert commit is None or len(commit) == 40
     p = results.provenance({}, [0], wall_s=0, code=("abc", False))
     assert p["commit"] == "abc" and p["dirty"] is False
+
+
+def test_start_study_and_finish(tmp_path, monkeypatch):
+    import dataclasses as dc
+
+    @dc.dataclass(frozen=True)
+    class Cfg:
+        n: int = 1
+        threads: int | None = None
+
+        @classmethod
+        def quick(cls):
+            return cls(n=2)
+
+        @classmethod
+        def cpu(cls):
+            return cls(n=3)
+
+        @classmethod
+        def paper(cls):
+            return cls(n=4)
+
+    monkeypatch.setenv("PAPERNOTES_SCALE", "cpu")
+    study = results.start_study(Cfg)
+    assert study.scale == "cpu" and study.config == Cfg(n=3) and study.t0 > 0
+    assert results.start_study(Cfg, scale="quick").config.n == 2
+    assert results.start_study(Cfg, Cfg(n=9), scale="paper").config.n == 9
+    with pytest.raises(TypeError, match="models must be a dict"):
+        results.start_study(Cfg, models=[])
+    with pytest.raises(ValueError):
+        results.start_study(Cfg, scale="huge")
+    data = study.finish("toy", {"m": 1.5}, {}, {}, seeds=[0], command="c", results_dir=tmp_path)
+    back = results.read("toy", "cpu", tmp_path)
+    assert back == data and back["provenance"]["config"] == {"n": 3, "threads": None}
+    assert back["provenance"]["command"] == "c" and back["provenance"]["commit"] == study.code[0]
+    assert study.finish("toy2", {"m": 1.0}, {}, {}, seeds=[0], write=False, results_dir=tmp_path)["slug"] == "toy2"
+    assert not (tmp_path / "cpu" / "toy2.json").exists()

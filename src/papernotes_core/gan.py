@@ -58,7 +58,6 @@ Evaluation protocol (fixed; every scale follows it)
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -745,14 +744,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     training go to ``results/<scale>/gan_samples.npz``. Pass a dict as ``models`` to get ``G``,
     ``D`` and the classifier back.
     """
-    if models is not None and not isinstance(models, dict):
-        raise TypeError(f"models must be a dict to fill with the trained models, got {type(models).__name__}")
-    scale = runtime.get_scale() if scale is None else runtime.check_scale(scale)
-    config = config or runtime.config_for(Config, scale)
-    if config.threads:
-        runtime.set_threads(config.threads)
-    device = device or runtime.device()
-    t0, code = time.perf_counter(), results.code_state()
+    study = results.start_study(Config, config, scale, device, models)
+    scale, config, device = study.scale, study.config, study.device
     data = load_data(config.train_limit)
     out = train(config, data["train"], data["valid"], device=device, checkpoint=config.checkpoint)
     t_eval = time.perf_counter()
@@ -790,14 +783,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     if models is not None:
         models.update({"G": out["G"], "D": out["D"], "classifier": clf, "samples": samples,
                        "snapshots": out["snapshots"]})
-    result = {
-        "slug": SLUG, "scale": scale, "metrics": metrics, "curves": curves, "paper": PAPER,
-        "provenance": results.provenance(config, [config.seed], wall_s=time.perf_counter() - t0, device=device,
-                                         code=code, command=command),
-    }
-    result = results.validate(result)
+    result = study.finish(SLUG, metrics, curves, PAPER, seeds=[config.seed], command=command, write=write,
+                          results_dir=results_dir)
     if write:
-        results.write(result, results_dir)
         if out["snapshots"]:
             _write_snapshots(out["snapshots"], scale, results_dir)
     return result

@@ -25,7 +25,6 @@ and minibatches of 16 [U]; the LSTM's forget-gate bias set to 1 [U]. Where a sca
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -300,14 +299,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     and ``grad_vs_lag.{kind}.init`` / ``.trained`` (:func:`input_gradient_norms` on adding-problem
     inputs of length ``grad_T``, against the lag).
     """
-    if models is not None and not isinstance(models, dict):
-        raise TypeError(f"models must be a dict to fill with the trained models, got {type(models).__name__}")
-    scale = runtime.get_scale() if scale is None else runtime.check_scale(scale)
-    config = config or runtime.config_for(Config, scale)
-    if config.threads:
-        runtime.set_threads(config.threads)
-    device = device or runtime.device()
-    t0, code = time.perf_counter(), results.code_state()
+    study = results.start_study(Config, config, scale, device, models)
+    config, device = study.config, study.device
     metrics, curves = {"adding_baseline_mse": tasks.ADDING_BASELINE_MSE}, {}
     grad_x, _ = tasks.adding_problem(64, config.grad_T, generator=torch.Generator().manual_seed(7))
 
@@ -363,14 +356,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
                 models[f"{name}.{kind}"] = model
         if "irnn" in config.kinds:
             metrics[f"{name}_test_acc"] = metrics[f"{name}_test_acc.irnn"]
-    metrics["compute_s"] = time.perf_counter() - t0
-    data = {"slug": SLUG, "scale": scale, "metrics": metrics, "curves": curves, "paper": PAPER,
-            "provenance": results.provenance(config, [config.seed], wall_s=time.perf_counter() - t0, device=device,
-                                             code=code, command=command)}
-    data = results.validate(data)
-    if write:
-        results.write(data, results_dir)
-    return data
+    metrics["compute_s"] = time.perf_counter() - study.t0
+    return study.finish(SLUG, metrics, curves, PAPER, seeds=[config.seed], command=command, write=write,
+                        results_dir=results_dir)
 
 
 SLUG = "irnn"

@@ -99,6 +99,48 @@ def provenance(
     }
 
 
+
+@dataclasses.dataclass
+class StudyRun:
+    """What a chapter's ``run`` needs to begin and to end: the scale, the config, the device,
+    the start time and the code state at the start (see :func:`start_study`)."""
+
+    scale: str
+    config: Any
+    device: Any
+    t0: float
+    code: tuple[str | None, bool | None]
+
+    def finish(self, slug: str, metrics: dict, curves: dict, paper: dict, *, seeds, command: str | None = None,
+               write: bool = True, results_dir: str | Path | None = None) -> dict:
+        """Validate the results of this run (provenance from the start) and, with ``write``, write
+        them; return the validated mapping."""
+        import time
+
+        data = validate({"slug": slug, "scale": self.scale, "metrics": metrics, "curves": curves, "paper": paper,
+                         "provenance": provenance(self.config, list(seeds), wall_s=time.perf_counter() - self.t0,
+                                                  device=self.device, code=self.code, command=command)})
+        if write:
+            _write(data, results_dir)
+        return data
+
+
+def start_study(config_cls, config=None, scale: str | None = None, device=None, models=None) -> StudyRun:
+    """The common start of every chapter's ``run``: the scale (``PAPERNOTES_SCALE`` unless
+    given), the config (``config_cls.<scale>()`` unless given), torch's threads
+    (``config.threads``), the device, the start time and :func:`code_state`. ``models``, when
+    given, must be a dict (``run`` fills it with the trained models)."""
+    import time
+
+    if models is not None and not isinstance(models, dict):
+        raise TypeError(f"models must be a dict to fill with the trained models, got {type(models).__name__}")
+    scale = runtime.get_scale() if scale is None else runtime.check_scale(scale)
+    config = config or runtime.config_for(config_cls, scale)
+    if getattr(config, "threads", None):
+        runtime.set_threads(config.threads)
+    return StudyRun(scale, config, device or runtime.device(), time.perf_counter(), code_state())
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -284,3 +326,6 @@ def format_number(value: float | None, digits: int = 3) -> str:
         decimals = max(digits - 1 - magnitude, 0)
         return f"{value:,.{decimals}f}"
     return f"{value:.{digits - 1}e}"
+
+
+_write = write  # StudyRun.finish's ``write`` argument shadows the function

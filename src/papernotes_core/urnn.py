@@ -515,7 +515,6 @@ class URNN(nn.Module):
 # The experiments (Sec. 4.1-4.3): the uRNN beside the IRNN, tanh-RNN and LSTM baselines
 # ----------------------------------------------------------------------------------------------
 
-import dataclasses as _dataclasses  # noqa: E402
 import sys as _sys  # noqa: E402
 import time as _time  # noqa: E402
 from dataclasses import dataclass as _dataclass  # noqa: E402
@@ -693,14 +692,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     ``params.<task>.{kind}`` (trainable real parameters), ``seconds.<task>.{kind}``. ``curves``:
     the test score against updates for every task and model.
     """
-    if models is not None and not isinstance(models, dict):
-        raise TypeError(f"models must be a dict to fill with the trained models, got {type(models).__name__}")
-    scale = _runtime.get_scale() if scale is None else _runtime.check_scale(scale)
-    config = config or _runtime.config_for(Config, scale)
-    if config.threads:
-        _runtime.set_threads(config.threads)
-    device = device or _runtime.device()
-    t0, code = _time.perf_counter(), _results.code_state()
+    study = _results.start_study(Config, config, scale, device, models)
+    config, device = study.config, study.device
     small, big = dict(config.small_hidden), dict(config.pixel_hidden)
     metrics = {"adding_baseline_mse": _tasks.ADDING_BASELINE_MSE}
     curves = {}
@@ -782,14 +775,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         if "urnn" in config.models:
             metrics[task] = metrics[f"{task}.urnn"]
 
-    metrics["compute_s"] = _time.perf_counter() - t0
-    data = {"slug": SLUG, "scale": scale, "metrics": metrics, "curves": curves, "paper": PAPER,
-            "provenance": _results.provenance(config, [config.seed], wall_s=_time.perf_counter() - t0, device=device,
-                                              code=code, command=command)}
-    data = _results.validate(data)
-    if write:
-        _results.write(data, results_dir)
-    return data
+    metrics["compute_s"] = _time.perf_counter() - study.t0
+    return study.finish(SLUG, metrics, curves, PAPER, seeds=[config.seed], command=command, write=write,
+                        results_dir=results_dir)
 
 
 PAPER = {

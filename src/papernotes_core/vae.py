@@ -1065,14 +1065,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     See the module docstring for the protocol. Pass a dict as ``models`` to get the trained
     models back, keyed by latent size (the results mapping itself holds only numbers).
     """
-    if models is not None and not isinstance(models, dict):
-        raise TypeError(f"models must be a dict to fill with the trained models, got {type(models).__name__}")
-    scale = runtime.get_scale() if scale is None else runtime.check_scale(scale)
-    config = config or runtime.config_for(Config, scale)
-    if config.threads:
-        runtime.set_threads(config.threads)
-    device = device or runtime.device()
-    t0, code = time.perf_counter(), results.code_state()
+    study = results.start_study(Config, config, scale, device, models)
+    config, device = study.config, study.device
     x_train, x_test = load_data(config.train_limit)
     check_unit_interval(x_train, "the training images")
     x_test_bin = binarize(x_test, TEST_BINARIZE_SEED).to(device)
@@ -1103,15 +1097,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
             metrics[name] = metrics[f"{name}.nz{h}"]
     metrics["compute_s"] = compute_s
     metrics["train_s"] = train_s
-    data = {
-        "slug": SLUG, "scale": scale, "metrics": metrics, "curves": curves, "paper": PAPER,
-        "provenance": results.provenance(config, [config.seed], wall_s=time.perf_counter() - t0, device=device,
-                                         code=code, command=command),
-    }
-    data = results.validate(data)
-    if write:
-        results.write(data, results_dir)
-    return data
+    return study.finish(SLUG, metrics, curves, PAPER, seeds=[config.seed], command=command, write=write,
+                        results_dir=results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -485,12 +485,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     ``<dataset>.valid_loss.<act>``, ``<dataset>.median_unit_mean.<act>`` against epoch (seed
     mean) and ``<dataset>.layer_mean.<act>`` against layer index.
     """
-    scale = runtime.get_scale() if scale is None else runtime.check_scale(scale)
-    config = config or runtime.config_for(Config, scale)
-    if config.threads:
-        runtime.set_threads(config.threads)
-    device = device or runtime.device()
-    t0, code = time.perf_counter(), results.code_state()
+    study = results.start_study(Config, config, scale, device)
+    config, device = study.config, study.device
     metrics, curves, compute_s = {}, {}, 0.0
     jobs = [(d, a, s) for d in config.datasets for a in config.activations for s in config.seeds]
     bar = training.progress(total=len(jobs), desc="ELU study")
@@ -522,15 +518,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
             curves[f"{dataset}.layer_mean.{act}"] = [[i + 1, float(v)] for i, v in enumerate(layer)]
     bar.close()
     metrics["compute_s"] = compute_s
-    data = {
-        "slug": SLUG, "scale": scale, "metrics": metrics, "curves": curves, "paper": PAPER,
-        "provenance": results.provenance(config, list(config.seeds), wall_s=time.perf_counter() - t0,
-                                         device=device, code=code, command=command),
-    }
-    data = results.validate(data)
-    if write:
-        results.write(data, results_dir)
-    return data
+    return study.finish(SLUG, metrics, curves, PAPER, seeds=list(config.seeds), command=command, write=write,
+                        results_dir=results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
