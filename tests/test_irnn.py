@@ -155,3 +155,34 @@ def test_paper_config_runs_a_step(tmp_path):
                               eval_every=1, grad_T=20)
     out = I.run(cfg, scale="paper", write=False)
     assert math.isfinite(out["metrics"]["adding_t150_test_mse"]) and out["provenance"]["config"]["optimizer"] == "sgd"
+
+
+def test_a_study_split_over_processes_is_gathered_from_the_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path / "ck"))
+    monkeypatch.setenv("PAPERNOTES_RESULTS_OUT", str(tmp_path / "res"))
+    monkeypatch.setenv("PAPERNOTES_SCALE", "quick")
+
+    def fake_pixel(split="train", *, permutation=None, limit=None):
+        y = torch.arange(100) % 10
+        x = y[:, None].float() / 10 + 0.05 * torch.rand(100, 784, generator=torch.Generator().manual_seed(0))
+        return tasks.as_sequences(x[:limit] if limit else x), (y[:limit] if limit else y)
+
+    monkeypatch.setattr(tasks, "pixel_mnist", fake_pixel)
+    small = dataclasses.replace(I.Config.quick(), hidden=6, adding_T=(8, 5), adding_steps=6, pixel_steps=4,
+                                pixel_batch=20, pixel_size=4, pixel_test_images=50, test_sequences=20, eval_every=3,
+                                grad_T=10, cache=True)
+    monkeypatch.setattr(I.Config, "quick", classmethod(lambda cls: small))
+    assert I.main(["--tasks", "adding", "--no-write"]) == 0
+    assert I.main(["--tasks", "pixel", "--no-write"]) == 0
+    calls = {"n": 0}
+    real = I.train
+    monkeypatch.setattr(I, "train", lambda *a, **k: calls.__setitem__("n", calls["n"] + 1) or real(*a, **k))
+    assert I.main([]) == 0                     # gathers: nothing is trained again
+    assert calls["n"] == 0
+    m = results.read("irnn", "quick", tmp_path / "res")["metrics"]
+    assert {"adding_t8_test_mse.lstm", "adding_t5_test_mse.irnn", "pixel_mnist_test_acc.tanh"} <= set(m)
+    assert m["compute_s"] == pytest.approx(sum(v for k, v in m.items() if k.startswith("seconds.")))
+    c = results.read("irnn", "quick", tmp_path / "res")["curves"]
+    assert "grad_vs_lag.irnn.trained" in c and len(c["grad_vs_lag.irnn.trained"]) == 10
+    with pytest.raises(ValueError, match="--tasks takes"):
+        I.main(["--tasks", "copying"])

@@ -25,7 +25,11 @@ and minibatches of 16 [U]; the LSTM's forget-gate bias set to 1 [U]. Where a sca
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -199,7 +203,10 @@ class Config:
 
     ``pixel_size``: side of the MNIST images fed pixel by pixel (28: the paper's 784 steps;
     smaller sizes average-pool the image first, a quick-scale shortcut). ``pixel_steps = 0``
-    skips pixel MNIST. ``grad_T``: the sequence length of the gradient-against-lag measurement.
+    skips pixel MNIST. ``grad_T``: the sequence length of the gradient-against-lag measurement,
+    taken on the models trained at ``adding_T[0]``. ``cache``: keep each trained (task, model)
+    result beside the checkpoints, so a study split over processes (``--tasks``) is gathered by
+    one more run that trains nothing.
     """
 
     kinds: tuple[str, ...] = KINDS
@@ -221,6 +228,7 @@ class Config:
     grad_T: int = 150
     seed: int = 0
     threads: int | None = None
+    cache: bool = False
 
     def __post_init__(self):
         if not isinstance(self.kinds, tuple) or not self.kinds or not set(self.kinds) <= set(KINDS):
@@ -259,14 +267,14 @@ class Config:
 
     @classmethod
     def cpu(cls) -> "Config":
-        """Two CPU cores: the adding problem at T = 150 for 10,000 updates of 50 sequences, all
+        """Two CPU cores: the adding problem at T = 150, 50 and 300 for 10,000 updates of 50 sequences, all
         three models, Adam (lr 1e-3, divided by 10 after 60% of the updates), clipping at 1;
         pixel MNIST (not permuted) on 14×14 images (196 steps) for 20,000 updates of 50 images. Departures: Adam instead of
         the paper's SGD (the paper's 10^5-10^6 updates at learning rates of 10^-2 and below do
         not fit on two cores), shorter runs, and pixel MNIST at half resolution."""
-        return cls(adding_T=(150,), adding_steps=10_000, adding_batch=50, pixel_steps=20_000, pixel_batch=50,
-                   pixel_size=14, pixel_variants=("plain",), optimizer="adam", lr=1e-3, lr_drop_at=0.6,
-                   eval_every=500, threads=1)
+        return cls(adding_T=(150, 50, 300), adding_steps=10_000, adding_batch=50, pixel_steps=20_000,
+                   pixel_batch=50, pixel_size=14, pixel_variants=("plain",), optimizer="adam", lr=1e-3,
+                   lr_drop_at=0.6, eval_every=500, threads=1, cache=True)
 
     @classmethod
     def paper(cls) -> "Config":
@@ -285,6 +293,29 @@ def _pixel_data(config: Config, split: str, variant: str, limit: int | None = No
         perm = tasks.fixed_permutation(config.seed, x.shape[1])
         x = x[:, perm]
     return x, y
+
+
+_ADDING_FIELDS = ("hidden", "adding_steps", "adding_batch", "optimizer", "lr", "clip", "lr_drop_at",
+                  "test_sequences", "eval_every", "grad_T", "seed")
+_PIXEL_FIELDS = ("hidden", "pixel_steps", "pixel_batch", "pixel_size", "pixel_test_images", "optimizer", "lr",
+                 "clip", "lr_drop_at", "eval_every", "seed")
+
+
+def _unit(config: Config, fields: tuple[str, ...], label: str, compute) -> dict:
+    """``compute()`` (one trained task and model: ``{"metrics", "curves"}``), or its cached
+    result when ``config.cache`` and an earlier run with the same settings stored it."""
+    if not config.cache:
+        return compute()
+    key = json.dumps({**{f: getattr(config, f) for f in fields}, "unit": label}, sort_keys=True)
+    path = runtime.checkpoints_dir() / SLUG / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    out = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"metrics": out["metrics"], "curves": out["curves"]}))
+    os.replace(tmp, path)
+    return out
 
 
 def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, results_dir=None,
@@ -312,23 +343,31 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         x_test, y_test = tasks.adding_problem(config.test_sequences, T,
                                               generator=torch.Generator().manual_seed(10_000 + T))
         for kind in config.kinds:
-            torch.manual_seed(config.seed)
-            model = RecurrentNet(kind, 2, config.hidden, 1).to(device)
-            if T == config.adding_T[0]:
-                curves[f"grad_vs_lag.{kind}.init"] = lag_curve(model)
-            gen = torch.Generator().manual_seed(config.seed * 1000 + T)
-            out = train(model, lambda step: tasks.adding_problem(config.adding_batch, T, generator=gen), F.mse_loss,
-                        steps=config.adding_steps, optimizer=config.optimizer, lr=config.lr, clip=config.clip,
-                        lr_drop_at=config.lr_drop_at, evaluate=lambda m: evaluate_adding(m, x_test, y_test),
-                        eval_every=config.eval_every, desc=f"adding T={T} {kind}")
-            metrics[f"adding_t{T}_test_mse.{kind}"] = out["final"]
-            metrics[f"adding_t{T}_clipped_fraction.{kind}"] = out["clipped"]
-            metrics[f"seconds.adding_t{T}.{kind}"] = out["seconds"]
-            curves[f"adding_t{T}_test_mse_vs_step.{kind}"] = out["curve"]
-            if T == config.adding_T[0]:
-                curves[f"grad_vs_lag.{kind}.trained"] = lag_curve(model)
-            if models is not None:
-                models[f"adding_t{T}.{kind}"] = model
+            def compute(T=T, kind=kind, x_test=x_test, y_test=y_test):
+                torch.manual_seed(config.seed)
+                model = RecurrentNet(kind, 2, config.hidden, 1).to(device)
+                c = {}
+                if T == config.adding_T[0]:
+                    c[f"grad_vs_lag.{kind}.init"] = lag_curve(model)
+                gen = torch.Generator().manual_seed(config.seed * 1000 + T)
+                out = train(model, lambda step: tasks.adding_problem(config.adding_batch, T, generator=gen),
+                            F.mse_loss, steps=config.adding_steps, optimizer=config.optimizer, lr=config.lr,
+                            clip=config.clip, lr_drop_at=config.lr_drop_at,
+                            evaluate=lambda m: evaluate_adding(m, x_test, y_test), eval_every=config.eval_every,
+                            desc=f"adding T={T} {kind}")
+                c[f"adding_t{T}_test_mse_vs_step.{kind}"] = out["curve"]
+                if T == config.adding_T[0]:
+                    c[f"grad_vs_lag.{kind}.trained"] = lag_curve(model)
+                if models is not None:
+                    models[f"adding_t{T}.{kind}"] = model
+                return {"metrics": {f"adding_t{T}_test_mse.{kind}": out["final"],
+                                    f"adding_t{T}_clipped_fraction.{kind}": out["clipped"],
+                                    f"seconds.adding_t{T}.{kind}": out["seconds"]}, "curves": c}
+
+            first = "first" if T == config.adding_T[0] else "later"
+            unit = _unit(config, _ADDING_FIELDS, f"adding_t{T}_{kind}_{first}", compute)
+            metrics.update(unit["metrics"])
+            curves.update(unit["curves"])
         if "irnn" in config.kinds:
             metrics[f"adding_t{T}_test_mse"] = metrics[f"adding_t{T}_test_mse.irnn"]
 
@@ -337,26 +376,30 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         x_train, y_train = _pixel_data(config, "train", variant)
         x_test, y_test = _pixel_data(config, "test", variant, config.pixel_test_images)
         for kind in config.kinds:
-            torch.manual_seed(config.seed)
-            model = RecurrentNet(kind, 1, config.hidden, 10).to(device)
-            sampler = training.EpochSampler(len(x_train), config.pixel_batch, seed=config.seed)
+            def compute(kind=kind, name=name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test):
+                torch.manual_seed(config.seed)
+                model = RecurrentNet(kind, 1, config.hidden, 10).to(device)
+                sampler = training.EpochSampler(len(x_train), config.pixel_batch, seed=config.seed)
 
-            def batch(step, sampler=sampler, x_train=x_train, y_train=y_train):
-                idx = torch.as_tensor(sampler.indices(step - 1))
-                return x_train[idx], y_train[idx]
+                def batch(step):
+                    idx = torch.as_tensor(sampler.indices(step - 1))
+                    return x_train[idx], y_train[idx]
 
-            out = train(model, batch, F.cross_entropy, steps=config.pixel_steps, optimizer=config.optimizer,
-                        lr=config.lr, clip=config.clip, lr_drop_at=config.lr_drop_at,
-                        evaluate=lambda m: evaluate_classifier(m, x_test, y_test),
-                        eval_every=max(config.eval_every, config.pixel_steps // 10), desc=f"{name} {kind}")
-            metrics[f"{name}_test_acc.{kind}"] = out["final"]
-            metrics[f"seconds.{name}.{kind}"] = out["seconds"]
-            curves[f"{name}_test_acc_vs_step.{kind}"] = out["curve"]
-            if models is not None:
-                models[f"{name}.{kind}"] = model
+                out = train(model, batch, F.cross_entropy, steps=config.pixel_steps, optimizer=config.optimizer,
+                            lr=config.lr, clip=config.clip, lr_drop_at=config.lr_drop_at,
+                            evaluate=lambda m: evaluate_classifier(m, x_test, y_test),
+                            eval_every=max(config.eval_every, config.pixel_steps // 10), desc=f"{name} {kind}")
+                if models is not None:
+                    models[f"{name}.{kind}"] = model
+                return {"metrics": {f"{name}_test_acc.{kind}": out["final"], f"seconds.{name}.{kind}": out["seconds"]},
+                        "curves": {f"{name}_test_acc_vs_step.{kind}": out["curve"]}}
+
+            unit = _unit(config, _PIXEL_FIELDS, f"{name}_{kind}", compute)
+            metrics.update(unit["metrics"])
+            curves.update(unit["curves"])
         if "irnn" in config.kinds:
             metrics[f"{name}_test_acc"] = metrics[f"{name}_test_acc.irnn"]
-    metrics["compute_s"] = time.perf_counter() - study.t0
+    metrics["compute_s"] = sum(v for k, v in metrics.items() if k.startswith("seconds."))
     return study.finish(SLUG, metrics, curves, PAPER, seeds=[config.seed], command=command, write=write,
                         results_dir=results_dir)
 
@@ -374,8 +417,21 @@ PAPER = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m papernotes_core.irnn [--no-write]`` at ``PAPERNOTES_SCALE``."""
-    return runtime.study_main(SLUG, Config, run, argv, description=main.__doc__)
+    """``python -m papernotes_core.irnn [--tasks adding|pixel ...] [--no-write]`` at ``PAPERNOTES_SCALE``.
+
+    ``--tasks`` narrows the study to some tasks (e.g. the adding problem in one process and
+    pixel MNIST in another, with ``--no-write``); with ``Config.cache`` a final run without it
+    gathers their results without training again.
+    """
+    def only(config: Config, names: list[str]) -> Config:
+        unknown = sorted(set(names) - {"adding", "pixel"})
+        if unknown:
+            raise ValueError(f"--tasks takes 'adding' and/or 'pixel', got {unknown}")
+        return dataclasses.replace(config, adding_T=config.adding_T if "adding" in names else (),
+                                   pixel_steps=config.pixel_steps if "pixel" in names else 0)
+
+    return runtime.study_main(SLUG, Config, run, argv, narrow=("--tasks", {"nargs": "+"}, only),
+                              description=main.__doc__)
 
 
 if __name__ == "__main__":  # pragma: no cover - the command line entry point
