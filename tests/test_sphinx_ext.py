@@ -24,7 +24,8 @@ def write_results(base: Path):
             "curves": {},
             "paper": {"loss.a": {"value": 0.11, "source": "Table 9", "status": "V"},
                       "loss_sd.a": {"value": 0.02, "source": "Table 9", "status": "V"}},
-            "provenance": results.provenance({"epochs": 40}, seeds, wall_s=12.0, command="test"),
+            "provenance": results.provenance({"epochs": 40, "lrs": [0.001, 0.01], "optimizer": "adam"}, seeds,
+                                             wall_s=12.0, command="test"),
         }, base)
 
 
@@ -81,15 +82,17 @@ def test_a_standard_error_over_data_is_shown_for_one_seed(tmp_path, monkeypatch)
         Title
         =====
 
-        LL :result:`toy/quick/ll±ll_se`.
+        LL :result:`toy/quick/ll±ll_se`. Rates :result:`toy/cpu/config.lrs:1`.
         """, tmp_path / "res", monkeypatch)
     # (a second Sphinx app in one process warns that node classes are registered already)
     assert not [w for w in warnings.splitlines() if "already registered" not in w]
     assert "LL -90.1 ± 0.3." in html
+    assert "Rates 0.001, 0.01." in html                     # a list in the config: every element
 
 
 @pytest.mark.parametrize("body, match", [
     (":result:`toy/cpu/nope`", "has no metric 'nope'"),
+    (":result:`toy/cpu/config.optimizer`", "'config.optimizer' is 'adam', not a number"),
     (":result:`toy/paper/loss.a`", "no results at"),
     (".. repro-table:: toy\n\n   loss.a without separator\n", "must read 'metric"),
     (".. repro-table:: missing\n\n   loss.a : x\n", "no results file at any"),

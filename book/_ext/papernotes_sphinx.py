@@ -57,7 +57,12 @@ def _format(data: dict, spec: str, digits: int, percent: bool) -> str:
     ``config.epochs``) print as integers."""
     main, _, sd = spec.partition("±")
     value = results.metric(data, main.strip())
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, (list, tuple)) and value and not sd.strip():
+        # a list in the config (e.g. the learning-rate grid): every element, comma-separated
+        return ", ".join(_format({**data, "metrics": {"_": v}}, "_", digits, percent) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{main.strip()!r} is {value!r}, not a number (or a list of numbers)")
+    if isinstance(value, int):
         return f"{value:,}"
     scale = 100.0 if percent else 1.0
     text = results.format_number(value * scale, digits)
