@@ -15,12 +15,7 @@ from papernotes_core import irnn as I
 from papernotes_core import results, tasks
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_irnn_starts_with_the_identity_and_zero_biases():

@@ -7,13 +7,7 @@ from papernotes_core import runtime
 from papernotes_core import urnn as U
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small complex ops are dominated by threading overhead on busy cores: run on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_params(n, dtype=torch.float32, seed=0):

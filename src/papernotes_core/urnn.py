@@ -641,33 +641,12 @@ def _fit(config, kind, task, make, next_batch, loss_fn, evaluate, steps, device,
         torch.manual_seed(config.seed)
         model = make().to(device)
         opt_clip = None if kind == "urnn" else config.clip
-        out = _train_rmsprop(model, next_batch(), loss_fn, steps=steps, lr=lr, clip=opt_clip,
-                             evaluate=evaluate, eval_every=config.eval_every, desc=f"{task} {kind} lr={lr:g}")
+        out = _irnn.train(model, next_batch(), loss_fn, steps=steps, optimizer="rmsprop", lr=lr, clip=opt_clip,
+                          evaluate=evaluate, eval_every=config.eval_every, desc=f"{task} {kind} lr={lr:g}")
         score = out["final"]
         if best is None or (score < best[0] if lower_is_better else score > best[0]):
             best = (score, lr, out, model)
     return best
-
-
-def _train_rmsprop(model, next_batch, loss_fn, *, steps, lr, clip, evaluate, eval_every, desc):
-    device = next(model.parameters()).device
-    opt = torch.optim.RMSprop(model.parameters(), lr=lr, alpha=0.9)
-    curve, t0 = [], _time.perf_counter()
-    bar = _training.progress(total=steps, desc=desc)
-    for step in range(1, steps + 1):
-        x, y = next_batch(step)
-        loss = loss_fn(model(x.to(device)), y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        _training.check_finite(loss.detach(), step=step)
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        bar.update(1)
-        if step % eval_every == 0 or step == steps:
-            curve.append([step, float(evaluate(model))])
-    bar.close()
-    return {"curve": curve, "final": curve[-1][1], "seconds": _time.perf_counter() - t0}
 
 
 def _copy_xent(model, x, y, n_classes, batch_size=250):
