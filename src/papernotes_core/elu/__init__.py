@@ -75,7 +75,7 @@ class ELU(nn.Module):
 
     It computes :func:`elu` with PyTorch's fused kernel (``torch.nn.functional.elu``), which
     the tests check equals :func:`elu` and its gradient :func:`elu_grad`: written out as tensor
-    operations the formula costs about ten times as much per element forward and backward
+    operations the formula costs an order of magnitude more per element forward and backward
     (``make bench``, ``results/bench/elu.json``), which doubled the time of a whole training
     run of the MNIST network.
     """
