@@ -660,3 +660,18 @@ def test_fit_show_progress_false_draws_no_bar(monkeypatch, capsys):
     model, opt, loss_at_step, _ = _tiny()
     fit(model, opt, loss_at_step, 5, desc="shown-bar")
     assert "shown-bar" in capsys.readouterr().err
+
+
+def test_write_atomic_replaces_whole_or_leaves_the_old_file(tmp_path):
+    path = tmp_path / "sub" / "f.bin"
+    assert training.write_atomic(path, lambda f: f.write(b"first")) == path
+    assert path.read_bytes() == b"first"
+
+    def failing(f):
+        f.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        training.write_atomic(path, failing)
+    assert path.read_bytes() == b"first"                       # untouched
+    assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin"]   # no temporary file left

@@ -65,6 +65,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -709,24 +710,17 @@ PAPER = {
 
 
 def _write_snapshots(snapshots: dict, scale: str, results_dir=None):
-    import os
-    import tempfile
-
-    folder = (results_dir if results_dir is not None else runtime.results_out_dir())
-    path = __import__("pathlib").Path(folder) / scale / f"{SLUG}_samples.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".gan_samples.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    np.savez_compressed(tmp, epochs=np.array(sorted(snapshots)), images=np.stack([snapshots[e] for e in sorted(snapshots)]))
-    os.replace(tmp, path)
-    return path
+    folder = Path(results_dir if results_dir is not None else runtime.results_out_dir())
+    epochs = sorted(snapshots)
+    return training.write_atomic(folder / scale / f"{SLUG}_samples.npz", lambda f: np.savez_compressed(
+        f, epochs=np.array(epochs), images=np.stack([snapshots[e] for e in epochs])))
 
 
 def read_snapshots(scale: str, results_dir=None) -> dict:
     """``{epoch: uint8 (36, 28, 28)}``: the samples a run kept during training
     (``results/<scale>/gan_samples.npz``, written beside ``gan.json``)."""
     folder = results_dir if results_dir is not None else runtime.results_dir()
-    with np.load(__import__("pathlib").Path(folder) / runtime.check_scale(scale) / f"{SLUG}_samples.npz") as z:
+    with np.load(Path(folder) / runtime.check_scale(scale) / f"{SLUG}_samples.npz") as z:
         return {int(e): img for e, img in zip(z["epochs"], z["images"])}
 
 

@@ -29,7 +29,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -311,10 +310,8 @@ def _unit(config: Config, fields: tuple[str, ...], label: str, compute) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     out = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"metrics": out["metrics"], "curves": out["curves"]}))
-    os.replace(tmp, path)
+    training.write_atomic(path, lambda f: f.write(json.dumps({"metrics": out["metrics"],
+                                                               "curves": out["curves"]}).encode()))
     return out
 
 

@@ -245,12 +245,21 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
     state = dict(state)
     _check_weights_only_safe(state, "state", _registered_safe_types())
+    return write_atomic(path, lambda f: torch.save(state, f))
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Write a file atomically: ``write(f)`` fills a temporary file (binary mode) in the same
+    folder, which is flushed, fsync'd and renamed over ``path``. At every moment ``path`` is the
+    previous file or the new one, whole; on any error the temporary file is removed and the
+    previous file is untouched. Parent folders are created. Returns ``path`` as a ``Path``.
+    Checkpoints, cached evaluations and sample archives all go through it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)

@@ -102,7 +102,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -1039,9 +1038,7 @@ def _evaluate(config: Config, nz: int, model: VAE, x_test_bin, x_train_eval, x_i
         out["test_log_likelihood_iw"] = float(iw.mean())
     result = {"metrics": out, "seconds": time.perf_counter() - t0}
     if cache is not None:
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, **result}))
-        os.replace(tmp, cache)
+        training.write_atomic(cache, lambda f: f.write(json.dumps({"key": key, **result}).encode()))
     return result
 
 
