@@ -1,0 +1,197 @@
+r"""Playing Atari with Deep Reinforcement Learning (Mnih et al. 2013): the DQN chapter.
+
+* :mod:`.replay`: the replay memory, one byte-frame per transition, stacks built when sampled.
+* :mod:`.atari`: the Arcade Learning Environment with the 2013 and the Nature preprocessing.
+* :mod:`.agent`: the networks, ε-greedy, the TD target and loss, Algorithm 1, evaluation.
+* :mod:`.tabular`: a small MDP solved exactly, with tabular and linear Q-learning (the notebook's
+  derivation checks).
+* this module: the chapter's experiments at the three scales (:class:`Config`, :func:`run`).
+
+Steps and frames: one *step* is one agent decision. With frame skip k = 4 a step spans 4
+emulator frames. The papers' "frames" count agent steps: the Nature paper's 50M frames are
+"around 38 days of game experience", which at 60 Hz is 200M emulator frames = 50M decisions.
+So the 2013 paper's 10M training frames are 10M steps here (40M emulator frames), its replay
+memory of "one million most recent frames" holds 1M transitions, and ε anneals over 1M steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys as _sys
+import time as _time
+
+import numpy as np
+
+from .. import results as _results
+from .. import runtime as _runtime
+from .agent import (AgentConfig, AtariQNetwork, MLPQNetwork, TrainResult, epsilon, evaluate, greedy_actions,
+                    make_env, make_network, td_loss, td_target, train, update)
+from .replay import Batch, ReplayMemory
+
+SLUG = "dqn"
+
+__all__ = ["AgentConfig", "AtariQNetwork", "Batch", "Config", "MLPQNetwork", "PAPER", "ReplayMemory", "TrainResult",
+           "cartpole_config", "atari_config", "epsilon", "evaluate", "greedy_actions", "make_env", "make_network",
+           "run", "td_loss", "td_target", "train", "update"]
+
+
+def cartpole_config(**overrides) -> AgentConfig:
+    """The DQN we train on CartPole-v1 (not in the paper; our choice, tuned to solve it on two
+    CPU cores in under a minute): the Nature algorithm (target network) with Adam and a
+    256-256 MLP on the 4-number observation (no frame stack), γ = 0.99, minibatch 64, 128
+    gradient steps after every 256 environment steps, the target network refreshed after every
+    128 updates, ε from 1 to 0.04 over the first 8,000 steps, squared loss. Evaluation is greedy
+    (ε = 0) over 100 episodes, Gymnasium's criterion for "solved" (average ≥ 475)."""
+    base = dict(env="CartPole-v1", preprocessing="none", network="mlp", hidden=(256, 256), stack=1,
+                total_steps=50_000, replay_capacity=100_000, batch=64, learning_starts=1_000, train_every=256,
+                gradient_steps=128, gamma=0.99, optimizer="adam", lr=2.3e-3, target_period=128, loss="mse",
+                eps_start=1.0, eps_end=0.04, eps_anneal_steps=8_000, eval_episodes=100, eval_epsilon=0.0,
+                log_every=1_000)
+    base.update(overrides)
+    return AgentConfig(**base)
+
+
+def atari_config(game: str = "Pong", variant: str = "2013", **overrides) -> AgentConfig:
+    """The paper's agent on an Atari game. ``variant="2013"``: Sec. 5 of the 2013 paper (2013
+    network and preprocessing, RMSProp, batch 32, replay 1M, ε 1 → 0.1 over 1M steps, 10M
+    steps, no target network, squared loss, evaluation at ε = 0.05). ``variant="nature"``: the
+    2015 paper's network, preprocessing (max over two frames, up to 30 no-ops, life loss as
+    terminal), target network C = 10,000 updates, Huber loss, learning starts at 50,000 steps.
+    The learning rate, not given in 2013, is the Nature paper's 2.5e-4 in both."""
+    if variant == "2013":
+        base = dict(env=game, preprocessing="2013", network="2013", learning_starts=50_000)
+    elif variant == "nature":
+        base = dict(env=game, preprocessing="nature", network="nature", target_period=10_000, loss="huber",
+                    life_loss_terminal=True, learning_starts=50_000)
+    else:
+        raise ValueError(f"variant must be '2013' or 'nature', got {variant!r}")
+    base.update(overrides)
+    return AgentConfig(**base)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The DQN chapter's experiments at one scale: CartPole-v1 with ``cartpole_seeds``, and the
+    2013 agent on each of ``games`` (one seed)."""
+
+    cartpole: AgentConfig = dataclasses.field(default_factory=cartpole_config)
+    cartpole_seeds: tuple[int, ...] = (0, 1, 2)
+    atari: AgentConfig = dataclasses.field(default_factory=atari_config)
+    games: tuple[str, ...] = ("Pong", "Breakout")
+    atari_seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.cartpole_seeds, tuple) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.cartpole_seeds):
+            raise ValueError(f"cartpole_seeds must be a tuple of ints >= 0, got {self.cartpole_seeds!r}")
+        if not isinstance(self.games, tuple) or not all(isinstance(g, str) for g in self.games):
+            raise ValueError(f"games must be a tuple of Atari game names, got {self.games!r}")
+        if self.games:
+            from .atari import check_game
+
+            for game in self.games:
+                check_game(game)
+
+    @classmethod
+    def quick(cls) -> "Config":
+        """CI scale: CartPole for 50,000 steps (one seed), and 5,000 steps of the 2013 agent on
+        Pong (learning from step 1,000, ε annealed over those 5,000 steps, replay 5,000): enough
+        to show the whole pipeline run on the real game, far too little to learn it."""
+        atari = atari_config("Pong", total_steps=5_000, replay_capacity=5_000, learning_starts=1_000,
+                             eps_anneal_steps=5_000, eval_episodes=1, log_every=500)
+        return cls(cartpole=cartpole_config(), cartpole_seeds=(0,), atari=atari, games=("Pong",), threads=1)
+
+    @classmethod
+    def cpu(cls) -> "Config":
+        """Two CPU cores: CartPole for 100,000 steps with three seeds (ε over 16,000 steps). No
+        Atari: learning Pong takes millions of steps, days on two cores (the notebook measures
+        the rate)."""
+        return cls(cartpole=cartpole_config(total_steps=100_000, eps_anneal_steps=16_000), cartpole_seeds=(0, 1, 2),
+                   games=(), threads=1)
+
+    @classmethod
+    def paper(cls) -> "Config":
+        """The 2013 paper's agent on Pong and Breakout for 10M steps each (one seed; Table 1 is
+        one run per game), evaluated over 30 episodes at ε = 0.05; CartPole as at ``cpu``."""
+        cp = cls.cpu()
+        return cls(cartpole=cp.cartpole, cartpole_seeds=cp.cartpole_seeds, atari=atari_config("Pong"),
+                   games=("Pong", "Breakout"))
+
+
+# Table 1 of the 2013 paper: average total reward (ε = 0.05) and the best single episode.
+TABLE1 = {"BeamRider": (4092, 5184), "Breakout": (168, 225), "Enduro": (470, 661), "Pong": (20, 21),
+          "Qbert": (1952, 4500), "Seaquest": (1705, 1740), "SpaceInvaders": (581, 1075)}
+
+PAPER = {
+    "cartpole_eval_return": {"value": 475, "status": "V",
+                             "source": "not in the paper: Gymnasium's CartPole-v1 reward threshold (average "
+                                       "over 100 episodes; 500 is the most an episode can score)"},
+}
+for _game, (_avg, _best) in TABLE1.items():
+    PAPER[f"{_game.lower()}_eval_return"] = {"value": _avg, "status": "V",
+                                             "source": "Table 1, DQN average total reward, ε = 0.05"}
+    PAPER[f"{_game.lower()}_best_episode"] = {"value": _best, "status": "V",
+                                              "source": "Table 1, DQN best single episode"}
+
+
+def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, command: str | None = None,
+        results_dir=None, models: dict | None = None, progress: bool = True) -> dict:
+    """Run the chapter's experiments at ``scale`` and write ``results/<scale>/dqn.json``.
+
+    Metrics: ``cartpole_eval_return`` (the median over seeds of each seed's mean return over
+    ``eval_episodes`` episodes of its final network, at ε = ``eval_epsilon``), per seed
+    ``cartpole_eval_return.seed{s}``, their minimum, and for each game ``{game}_eval_return``,
+    ``{game}_best_episode``, ``{game}_steps``, ``{game}_steps_per_s``. Curves: training
+    episode returns against steps, and the mean loss. ``models`` is filled with the trained
+    networks (``"cartpole.seed{s}"``, ``"{game}"``).
+    """
+    study = _results.start_study(Config, config, scale, None, models)
+    config, device = study.config, study.device
+    metrics, curves = {}, {}
+    per_seed = []
+    for seed in config.cartpole_seeds:
+        res = train(config.cartpole, seed, device=device, progress=progress)
+        returns = evaluate(config.cartpole, res.q_net, device=device, seed=10_000 + 1_000 * seed)
+        per_seed.append(float(returns.mean()))
+        metrics[f"cartpole_eval_return.seed{seed}"] = float(returns.mean())
+        metrics[f"cartpole_eval_return_sd.seed{seed}"] = float(returns.std())
+        metrics[f"cartpole_train_s.seed{seed}"] = res.seconds
+        curves[f"cartpole_return_vs_step.seed{seed}"] = [list(p) for p in res.episode_returns]
+        curves[f"cartpole_loss_vs_step.seed{seed}"] = [list(p) for p in res.losses]
+        if models is not None:
+            models[f"cartpole.seed{seed}"] = res.q_net
+    if per_seed:
+        metrics["cartpole_eval_return"] = float(np.median(per_seed))
+        metrics["cartpole_eval_return_min"] = float(np.min(per_seed))
+        metrics["cartpole_steps"] = config.cartpole.total_steps
+    for game in config.games:
+        cfg = dataclasses.replace(config.atari, env=game)
+        key = game.lower()
+        res = train(cfg, config.atari_seed, device=device, progress=progress,
+                    checkpoint=_runtime.checkpoints_dir() / SLUG / f"{study.scale}_{key}.pt"
+                    if cfg.checkpoint_every else None)
+        returns = evaluate(cfg, res.q_net, device=device)
+        metrics[f"{key}_eval_return"] = float(returns.mean())
+        metrics[f"{key}_best_episode"] = float(returns.max())
+        metrics[f"{key}_steps"] = res.steps
+        metrics[f"{key}_train_s"] = res.seconds
+        if res.learn_seconds > 0:
+            metrics[f"{key}_steps_per_s"] = res.learn_steps / res.learn_seconds
+        curves[f"{key}_return_vs_step"] = [list(p) for p in res.episode_returns]
+        curves[f"{key}_loss_vs_step"] = [list(p) for p in res.losses]
+        if models is not None:
+            models[game] = res.q_net
+    metrics["compute_s"] = _time.perf_counter() - study.t0
+    seeds = list(config.cartpole_seeds) or [config.atari_seed]
+    return study.finish(SLUG, metrics, curves, PAPER, seeds=seeds, command=command, write=write,
+                        results_dir=results_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m papernotes_core.dqn [--no-write]`` at ``PAPERNOTES_SCALE``."""
+    return _runtime.study_main(SLUG, Config, run, argv, description=main.__doc__)
+
+
+if __name__ == "__main__":  # pragma: no cover - the command line entry point
+    _sys.exit(main())

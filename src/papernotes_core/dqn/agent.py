@@ -1,0 +1,520 @@
+r"""The DQN agent: the networks, ε-greedy exploration, the TD target and loss, the training loop
+of Algorithm 1 (Mnih et al. 2013), its evaluation and its checkpoints.
+
+Algorithm 1 in one screen::
+
+    initialise the replay memory D (capacity N) and Q with random weights θ
+    for every step:
+        a = random action with probability ε, else argmax_a Q(φ(s), a; θ)
+        execute a, observe r and the next frame; store (φ_t, a, r, φ_{t+1}) in D
+        sample a minibatch of transitions from D
+        y = r                                   if the episode terminated at φ_{t+1}
+          = r + γ max_a' Q(φ_{t+1}, a'; θ⁻)     otherwise
+        gradient step on (y − Q(φ_t, a; θ))²
+
+In the 2013 paper θ⁻ = θ (the targets come from the current network, held fixed only while one
+loss is differentiated): :attr:`AgentConfig.target_period` ``= 0``. The 2015 Nature paper adds a
+separate target network θ⁻ copied from θ every C updates (``target_period = C``) and clips the
+TD error to [−1, 1], which is the Huber loss (``loss = "huber"``).
+
+One *step* here is one agent decision. With the Atari presets one decision spans 4 emulator
+frames (frame skip k = 4); see :mod:`papernotes_core.dqn.atari`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import training
+from .replay import ReplayMemory
+
+NETWORKS = ("mlp", "2013", "nature")
+LOSSES = ("mse", "huber")
+OPTIMIZERS = ("rmsprop", "adam")
+
+
+# --------------------------------------------------------------------------------------------
+# Networks
+# --------------------------------------------------------------------------------------------
+
+
+class AtariQNetwork(nn.Module):
+    r"""The convolutional Q-network: a stack of ``stack`` 84×84 frames in, one value per action out.
+
+    ``"2013"`` (Sec. 4.1): 16 filters 8×8 stride 4, 32 filters 4×4 stride 2, 256 fully connected
+    units, ReLU after each, a linear output per action. ``"nature"`` (2015, Methods): 32 8×8/4,
+    64 4×4/2, 64 3×3/1, 512 units. Frames come in as ``uint8`` and are scaled by 1/255 here, so
+    the replay memory can keep bytes.
+    """
+
+    def __init__(self, n_actions: int, stack: int = 4, kind: str = "2013") -> None:
+        super().__init__()
+        _check_positive_int("n_actions", n_actions)
+        _check_positive_int("stack", stack)
+        if kind == "2013":
+            self.features = nn.Sequential(nn.Conv2d(stack, 16, 8, stride=4), nn.ReLU(),
+                                          nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(), nn.Flatten())
+            width, hidden = 32 * 9 * 9, 256
+        elif kind == "nature":
+            self.features = nn.Sequential(nn.Conv2d(stack, 32, 8, stride=4), nn.ReLU(),
+                                          nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+                                          nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+            width, hidden = 64 * 7 * 7, 512
+        else:
+            raise ValueError(f"Atari network kind must be '2013' or 'nature', got {kind!r}")
+        self.kind, self.stack = kind, stack
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.dim() != 4 or tuple(frames.shape[1:]) != (self.stack, 84, 84):
+            raise ValueError(f"expected frames of shape (batch, {self.stack}, 84, 84), got {tuple(frames.shape)}")
+        return self.head(self.features(frames.float() / 255.0))
+
+
+class MLPQNetwork(nn.Module):
+    """A fully connected Q-network for vector observations (CartPole): the stacked observation is
+    flattened, then ``hidden`` ReLU layers and a linear output per action."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...] = (64, 64)) -> None:
+        super().__init__()
+        _check_positive_int("obs_dim", obs_dim)
+        _check_positive_int("n_actions", n_actions)
+        if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
+            raise ValueError(f"hidden must be a non-empty tuple of positive layer widths, got {hidden!r}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = obs_dim
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, n_actions))
+        self.net = nn.Sequential(*layers)
+        self.obs_dim = obs_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.dim() < 2 or math.prod(obs.shape[1:]) != self.obs_dim:
+            raise ValueError(f"expected observations of shape (batch, ...) with {self.obs_dim} values each, "
+                             f"got {tuple(obs.shape)}")
+        return self.net(obs.float())
+
+
+# --------------------------------------------------------------------------------------------
+# The pieces of the update
+# --------------------------------------------------------------------------------------------
+
+
+def epsilon(step: int, start: float = 1.0, end: float = 0.1, anneal_steps: int = 1_000_000) -> float:
+    r"""The exploration rate at ``step``: linear from ``start`` to ``end`` over ``anneal_steps``
+    steps, then constant (Sec. 5: "ε annealed linearly from 1 to 0.1 over the first million
+    frames, and fixed at 0.1 thereafter").
+
+    .. math:: \varepsilon(t) = \varepsilon_0 + (\varepsilon_1 - \varepsilon_0)\,\min(1, t / T)
+    """
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
+    if not (0.0 <= end <= 1.0 and 0.0 <= start <= 1.0):
+        raise ValueError(f"start and end must lie in [0, 1], got start={start}, end={end}")
+    if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, (int, np.integer)) or anneal_steps < 0:
+        raise ValueError(f"anneal_steps must be an int >= 0, got {anneal_steps!r}")
+    if anneal_steps == 0:
+        return float(end)
+    return float(start + (end - start) * min(1.0, step / anneal_steps))
+
+
+def td_target(reward: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor, gamma: float) -> torch.Tensor:
+    r"""The TD target of Algorithm 1:
+
+    .. math:: y = r + \gamma\,(1 - \text{terminated})\,\max_{a'} Q(s', a'; \theta^-)
+
+    ``next_q`` holds :math:`Q(s', \cdot\,; \theta^-)` for each transition, shape ``(batch,
+    n_actions)``: from the target network where there is one, else from the current network
+    (2013), computed without gradient. Only a *terminal* state stops the bootstrap; a time-limit
+    truncation is not a terminal state of the MDP, so its transition bootstraps as usual (the
+    replay memory keeps the two flags apart).
+    """
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    if next_q.dim() != 2 or reward.shape != (next_q.shape[0],) or terminated.shape != reward.shape:
+        raise ValueError(f"expected reward and terminated of shape (batch,) and next_q of shape (batch, n_actions); "
+                         f"got {tuple(reward.shape)}, {tuple(terminated.shape)}, {tuple(next_q.shape)}")
+    return reward.float() + gamma * (1.0 - terminated.float()) * next_q.max(dim=1).values
+
+
+def td_loss(q_taken: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    r"""The loss on the TD error :math:`\delta = y - Q(s, a; \theta)`, averaged over the batch.
+
+    * ``"mse"`` (2013): :math:`\tfrac12 \delta^2`, whose gradient with respect to Q is
+      :math:`-\delta`.
+    * ``"huber"`` (Nature): :math:`\tfrac12\delta^2` for :math:`|\delta| \le 1`, else
+      :math:`|\delta| - \tfrac12`; its gradient is :math:`-\operatorname{clip}(\delta, -1, 1)`,
+      which is what "clipping the error term to [−1, 1]" means.
+    """
+    if kind not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+    if q_taken.shape != target.shape:
+        raise ValueError(f"q_taken and target must have the same shape, got {tuple(q_taken.shape)} and {tuple(target.shape)}")
+    if kind == "mse":
+        return 0.5 * F.mse_loss(q_taken, target)
+    return F.smooth_l1_loss(q_taken, target, beta=1.0)
+
+
+def greedy_actions(q_net: nn.Module, states: np.ndarray, device: torch.device) -> np.ndarray:
+    """``argmax_a Q(s, a)`` for a batch of stacked states (ties go to the lowest action)."""
+    with torch.no_grad():
+        return q_net(torch.as_tensor(states, device=device)).argmax(dim=1).cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """Every knob of one DQN training run, in one place. The defaults are the 2013 paper's where
+    it gives them (Sec. 5): RMSProp, minibatch 32, replay memory of 1M transitions, ε from 1 to
+    0.1 over the first 1M steps, frame skip 4 (in the environment), 10M steps, no target network,
+    squared loss, rewards clipped (in the environment). ``lr`` and γ are not in the paper: 2.5e-4
+    and 0.99 are the Nature paper's values.
+
+    ``target_period`` counts *parameter updates* (the Nature paper's C = 10,000 is "measured in
+    the number of parameter updates"); 0 means no target network (2013). ``eval_epsilon`` is the
+    ε of evaluation (the 2013 paper's Table 1 used 0.05). ``life_loss_terminal`` treats the loss
+    of a life as a terminal state for learning while the game goes on (Nature; the Atari env
+    flags it in ``info["life_lost"]``).
+    """
+
+    env: str = "Pong"
+    preprocessing: str = "2013"
+    network: str = "2013"
+    hidden: tuple[int, ...] = (64, 64)
+    stack: int = 4
+    total_steps: int = 10_000_000
+    replay_capacity: int = 1_000_000
+    batch: int = 32
+    learning_starts: int = 50_000
+    train_every: int = 4
+    gradient_steps: int = 1
+    gamma: float = 0.99
+    optimizer: str = "rmsprop"
+    lr: float = 2.5e-4
+    target_period: int = 0
+    loss: str = "mse"
+    eps_start: float = 1.0
+    eps_end: float = 0.1
+    eps_anneal_steps: int = 1_000_000
+    eval_episodes: int = 30
+    eval_epsilon: float = 0.05
+    max_grad_norm: float | None = None
+    life_loss_terminal: bool = False
+    max_episode_steps: int | None = None
+    log_every: int = 10_000
+    checkpoint_every: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.env, str) or not self.env:
+            raise ValueError(f"env must be a Gymnasium id or an Atari game name, got {self.env!r}")
+        if self.network not in NETWORKS:
+            raise ValueError(f"network must be one of {NETWORKS}, got {self.network!r}")
+        allowed = ("2013", "nature") if self.network != "mlp" else ("none",)
+        if self.preprocessing not in allowed:
+            raise ValueError(f"preprocessing for the {self.network!r} network must be one of {allowed}, "
+                             f"got {self.preprocessing!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if isinstance(self.stack, bool) or not isinstance(self.stack, int) or self.stack < 1:
+            raise ValueError(f"stack size must be >= 1, got {self.stack!r}")
+        for name in ("total_steps", "learning_starts", "target_period", "eps_anneal_steps", "log_every",
+                     "checkpoint_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+        for name in ("replay_capacity", "batch", "train_every", "gradient_steps", "eval_episodes"):
+            _check_positive_int(name, getattr(self, name))
+        if self.replay_capacity < self.batch:
+            raise ValueError(f"replay capacity {self.replay_capacity} is smaller than the batch size {self.batch}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {self.gamma}")
+        for name in ("eps_start", "eps_end", "eval_epsilon"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    @property
+    def is_atari(self) -> bool:
+        return self.network in ("2013", "nature")
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Environments and networks from a config
+# --------------------------------------------------------------------------------------------
+
+
+def make_env(cfg: AgentConfig, seed: int | None = None, render_mode: str | None = None):
+    """The environment ``cfg`` names: an Atari game through :func:`atari.make_atari` with the
+    config's preprocessing preset (single 84×84 frames; the replay memory stacks them), or any
+    other Gymnasium id (e.g. ``"CartPole-v1"``) as Gymnasium makes it."""
+    import gymnasium as gym
+
+    if cfg.is_atari:
+        from . import atari
+
+        return atari.make_atari(cfg.env, _preprocessing(cfg), seed=seed, render_mode=render_mode)
+    env = gym.make(cfg.env, render_mode=render_mode)
+    if cfg.max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if seed is not None:
+        env.action_space.seed(seed)
+    return env
+
+
+def _preprocessing(cfg: AgentConfig):
+    from . import atari
+
+    pre = atari.PREPROCESSING[cfg.preprocessing] if isinstance(cfg.preprocessing, str) else cfg.preprocessing
+    if cfg.max_episode_steps is not None:
+        pre = dataclasses.replace(pre, max_episode_steps=cfg.max_episode_steps)
+    return pre
+
+
+def make_network(cfg: AgentConfig, obs_shape: tuple[int, ...], n_actions: int) -> nn.Module:
+    """The Q-network ``cfg.network`` names for observations of ``obs_shape`` (one frame)."""
+    if cfg.is_atari:
+        if tuple(obs_shape) != (84, 84):
+            raise ValueError(f"the Atari networks take 84×84 frames, got observations of shape {tuple(obs_shape)}")
+        return AtariQNetwork(n_actions, cfg.stack, cfg.network)
+    return MLPQNetwork(cfg.stack * math.prod(obs_shape), n_actions, cfg.hidden)
+
+
+def _make_optimizer(cfg: AgentConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "rmsprop":
+        # The Nature paper's RMSProp: squared-gradient momentum 0.95, min squared gradient 0.01.
+        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.95, eps=0.01)
+    return torch.optim.Adam(params, lr=cfg.lr)
+
+
+# --------------------------------------------------------------------------------------------
+# Training (Algorithm 1)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained network, the per-episode returns seen while
+    training (raw game score), the logged curves, timing, and the memory it used."""
+
+    q_net: nn.Module
+    episode_returns: list[tuple[int, float]]
+    losses: list[tuple[int, float]]
+    steps: int
+    updates: int
+    seconds: float
+    learn_seconds: float
+    learn_steps: int
+    memory: ReplayMemory
+
+
+def update(q_net: nn.Module, target_net: nn.Module | None, optimizer: torch.optim.Optimizer, batch,
+           cfg: AgentConfig, device: torch.device) -> float:
+    """One gradient step on a sampled minibatch (Algorithm 1's last two lines); returns the loss.
+
+    The target :math:`y` is computed under ``no_grad`` from ``target_net`` (Nature) or from
+    ``q_net`` itself (2013, ``target_net=None``): either way no gradient flows through it.
+    """
+    obs = torch.as_tensor(batch.obs, device=device)
+    next_obs = torch.as_tensor(batch.next_obs, device=device)
+    action = torch.as_tensor(batch.action, device=device, dtype=torch.int64)
+    reward = torch.as_tensor(batch.reward, device=device)
+    terminated = torch.as_tensor(batch.terminated, device=device)
+    with torch.no_grad():
+        next_q = (target_net if target_net is not None else q_net)(next_obs)
+        y = td_target(reward, terminated, next_q, cfg.gamma)
+    q_taken = q_net(obs).gather(1, action[:, None]).squeeze(1)
+    loss = td_loss(q_taken, y, cfg.loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.max_grad_norm is not None:
+        nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None = None,
+          checkpoint: str | Path | None = None, progress: bool = True,
+          on_log: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train a DQN agent as ``cfg`` says and return the final network (Algorithm 1).
+
+    Exploration and minibatch sampling use NumPy generators seeded from ``seed``; the network's
+    initial weights use torch's generator seeded from ``seed``; the environment is reset with
+    ``seed`` once (later episodes continue its stream).
+
+    ``checkpoint``: a file to resume from and to write every ``cfg.checkpoint_every`` steps and
+    at the end (atomically). It holds the network, the target network, the optimizer, the step
+    and the generators; the replay memory goes in only while it is under 512 MB (CartPole's
+    is; an Atari memory of 1M frames is 7 GB, so a resumed Atari run refills it for
+    ``learning_starts`` steps before learning resumes, and the environment starts a new episode).
+    """
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    t_start = time.perf_counter()
+    env = make_env(cfg, seed=seed)
+    obs_shape = env.observation_space.shape
+    n_actions = int(env.action_space.n)
+    torch.manual_seed(seed)
+    q_net = make_network(cfg, obs_shape, n_actions).to(device)
+    target_net = copy.deepcopy(q_net) if cfg.target_period else None
+    if target_net is not None:
+        target_net.requires_grad_(False)
+    optimizer = _make_optimizer(cfg, q_net.parameters())
+    obs_dtype = env.observation_space.dtype
+    memory = ReplayMemory(cfg.replay_capacity, tuple(obs_shape), stack=cfg.stack, obs_dtype=obs_dtype,
+                          seed=np.random.default_rng([seed, 1]))
+    explore = np.random.default_rng([seed, 2])
+    step, updates, learn_from = 0, 0, cfg.learning_starts
+    episode_returns: list[tuple[int, float]] = []
+    losses: list[tuple[int, float]] = []
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.is_file():
+        state = training.load_checkpoint(checkpoint, map_location=device)
+        if state["config"] != dataclasses.asdict(cfg):
+            raise ValueError(f"checkpoint {checkpoint} was written with another config; remove it to start afresh")
+        q_net.load_state_dict(state["q_net"])
+        if target_net is not None:
+            target_net.load_state_dict(state["target_net"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, updates = int(state["step"]), int(state["updates"])
+        explore.bit_generator.state = state["explore_rng"]
+        episode_returns = [tuple(x) for x in state["episode_returns"]]
+        losses = [tuple(x) for x in state["losses"]]
+        if "memory" in state:
+            memory.load_state_dict({k: v.numpy() if isinstance(v, torch.Tensor) else v
+                                    for k, v in state["memory"].items()})
+        else:
+            learn_from = step + cfg.learning_starts
+
+    def save() -> None:
+        if checkpoint is None:
+            return
+        state = {"config": dataclasses.asdict(cfg), "q_net": q_net.state_dict(), "optimizer": optimizer.state_dict(),
+                 "step": step, "updates": updates, "explore_rng": explore.bit_generator.state,
+                 "episode_returns": [list(x) for x in episode_returns], "losses": [list(x) for x in losses]}
+        if target_net is not None:
+            state["target_net"] = target_net.state_dict()
+        if memory.nbytes < 512 * 2**20:
+            state["memory"] = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                               for k, v in memory.state_dict().items()}
+        training.save_checkpoint(checkpoint, state)
+
+    obs, info = env.reset(seed=seed + 1000 * (step > 0))
+    memory.start_episode(obs)
+    bar = training.progress(total=cfg.total_steps, initial=step, desc=f"DQN {cfg.env} seed {seed}",
+                            disable=not progress, leave=False)
+    recent_loss: list[float] = []
+    t_learn, learn_steps = None, 0
+    while step < cfg.total_steps:
+        eps = epsilon(step, cfg.eps_start, cfg.eps_end, cfg.eps_anneal_steps)
+        if explore.random() < eps:
+            action = int(explore.integers(n_actions))
+        else:
+            action = int(greedy_actions(q_net, memory.current_stack()[None], device)[0])
+        obs, reward, terminated, truncated, info = env.step(action)
+        life_lost = cfg.life_loss_terminal and bool(info.get("life_lost", False)) and not (terminated or truncated)
+        memory.add(action, float(reward), obs, bool(terminated) or life_lost, bool(truncated))
+        step += 1
+        if terminated or truncated:
+            episode_returns.append((step, float(info["episode"]["r"])))
+            obs, info = env.reset()
+            memory.start_episode(obs)
+        elif life_lost:
+            memory.start_episode(obs)  # the stack starts afresh after a lost life; the game goes on
+        if step > learn_from and step % cfg.train_every == 0 and memory.can_sample(cfg.batch):
+            if t_learn is None:
+                t_learn, learn_steps = time.perf_counter(), 0
+            for _ in range(cfg.gradient_steps):
+                loss = update(q_net, target_net, optimizer, memory.sample(cfg.batch), cfg, device)
+                updates += 1
+                recent_loss.append(loss)
+                if target_net is not None and updates % cfg.target_period == 0:
+                    target_net.load_state_dict(q_net.state_dict())
+        if t_learn is not None:
+            learn_steps += 1
+        if cfg.log_every and step % cfg.log_every == 0:
+            if recent_loss:
+                losses.append((step, float(np.mean(recent_loss))))
+                recent_loss = []
+            if on_log is not None:
+                recent = [r for _, r in episode_returns[-20:]]
+                on_log(step, {"epsilon": eps, "mean_return_last20": float(np.mean(recent)) if recent else float("nan"),
+                              "updates": updates})
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            save()
+        bar.update(1)
+    bar.close()
+    learn_seconds = time.perf_counter() - t_learn if t_learn is not None else 0.0
+    save()
+    env.close()
+    return TrainResult(q_net, episode_returns, losses, step, updates, time.perf_counter() - t_start,
+                       learn_seconds, learn_steps, memory)
+
+
+def evaluate(cfg: AgentConfig, q_net: nn.Module, episodes: int | None = None, *, epsilon: float | None = None,
+             seed: int = 10_000, device: torch.device | str | None = None,
+             record: Callable[[np.ndarray, np.ndarray, int, float], None] | None = None) -> np.ndarray:
+    """Play ``episodes`` whole episodes with ε-greedy actions (``epsilon``, default
+    ``cfg.eval_epsilon``) and return their returns (the raw game score for Atari, before reward
+    clipping). Episodes are seeded ``seed, seed + 1, ...``, independent of training.
+
+    ``record(frame_stack, q_values, action, reward)``, if given, is called at every step (for
+    plots of Q over an episode and animations).
+    """
+    episodes = cfg.eval_episodes if episodes is None else _check_positive_int("episodes", episodes)
+    eps = cfg.eval_epsilon if epsilon is None else float(epsilon)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
+    device = next(q_net.parameters()).device if device is None else torch.device(device)
+    env = make_env(cfg, seed=seed)
+    rng = np.random.default_rng([seed, 3])
+    n_actions = int(env.action_space.n)
+    returns = np.zeros(episodes)
+    was_training = q_net.training
+    q_net.eval()
+    for episode in range(episodes):
+        obs, info = env.reset(seed=seed + episode)
+        frames = [obs] * cfg.stack
+        done = False
+        while not done:
+            state = np.stack(frames[-cfg.stack:])
+            with torch.no_grad():
+                q = q_net(torch.as_tensor(state[None], device=device))[0].cpu().numpy()
+            action = int(rng.integers(n_actions)) if rng.random() < eps else int(q.argmax())
+            obs, reward, terminated, truncated, info = env.step(action)
+            if record is not None:
+                record(state, q, action, float(info.get("raw_reward", reward)))
+            done = terminated or truncated
+            if not done and cfg.life_loss_terminal and info.get("life_lost", False):
+                frames = [obs] * cfg.stack
+            else:
+                frames.append(obs)
+                frames = frames[-cfg.stack:]
+        returns[episode] = float(info["episode"]["r"])
+    q_net.train(was_training)
+    env.close()
+    return returns
