@@ -46,3 +46,20 @@ def test_parzen_benchmark_runs_and_agrees_with_the_authors_formulation():
     assert 0 < m["baseline_gb"] <= m["peak_gb"] < 4
     assert m["max_abs_diff_vs_peer"] < 1e-8
     assert out["provenance"]["config"]["samples"] == 300
+
+
+def test_dqn_benchmark_runs_in_process():
+    from benchmarks import bench_dqn
+
+    out = bench_dqn.run(write=False, repeats=3, learning_starts=64, timed_steps=64, fill=2_000, buffer_size=2_000,
+                        device="cpu", isolate=False)
+    m = out["metrics"]
+    for key in ("steps_per_s_ratio_vs_sb3", "ours_steps_per_s", "sb3_steps_per_s", "replay_gb_at_1m",
+                "sb3_replay_gb_at_1m", "sb3_replay_gb_at_1m_optimized"):
+        assert m[key] > 0, key
+    # in-process, freed memory may be reused, so the resident-memory increases are only present
+    assert {"replay_rss_gb_100k", "sb3_replay_rss_gb_100k", "sb3_replay_rss_gb_100k_optimized"} <= set(m)
+    assert m["replay_gb_at_1m"] <= 7.5 and m["replay_bytes_per_transition"] == 7071
+    assert m["sb3_replay_gb_at_1m"] > m["sb3_replay_gb_at_1m_optimized"] > 7.5
+    assert m["steps_per_s_ratio_q25"] <= m["steps_per_s_ratio_q75"]
+    assert len(out["curves"]["ours_steps_per_s"]) == 3

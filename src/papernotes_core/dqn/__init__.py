@@ -95,11 +95,11 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        """CI scale: CartPole for 50,000 steps (one seed), and 5,000 steps of the 2013 agent on
-        Pong (learning from step 1,000, ε annealed over those 5,000 steps, replay 5,000): enough
+        """CI scale: CartPole for 50,000 steps (one seed), and 3,000 steps of the 2013 agent on
+        Pong (learning from step 1,000, ε annealed over those 3,000 steps, replay 3,000): enough
         to show the whole pipeline run on the real game, far too little to learn it."""
-        atari = atari_config("Pong", total_steps=5_000, replay_capacity=5_000, learning_starts=1_000,
-                             eps_anneal_steps=5_000, eval_episodes=1, log_every=500)
+        atari = atari_config("Pong", total_steps=3_000, replay_capacity=3_000, learning_starts=1_000,
+                             eps_anneal_steps=3_000, eval_episodes=1, log_every=500)
         return cls(cartpole=cartpole_config(), cartpole_seeds=(0,), atari=atari, games=("Pong",), threads=1)
 
     @classmethod
@@ -113,10 +113,12 @@ class Config:
     @classmethod
     def paper(cls) -> "Config":
         """The 2013 paper's agent on Pong and Breakout for 10M steps each (one seed; Table 1 is
-        one run per game), evaluated over 30 episodes at ε = 0.05; CartPole as at ``cpu``."""
+        one run per game), evaluated over 30 episodes at ε = 0.05; CartPole as at ``cpu``. A
+        checkpoint every 100,000 steps (under ``PAPERNOTES_CHECKPOINTS``) lets a stopped run resume;
+        the replay memory (7 GB) is not in it and refills for ``learning_starts`` steps."""
         cp = cls.cpu()
-        return cls(cartpole=cp.cartpole, cartpole_seeds=cp.cartpole_seeds, atari=atari_config("Pong"),
-                   games=("Pong", "Breakout"))
+        return cls(cartpole=cp.cartpole, cartpole_seeds=cp.cartpole_seeds,
+                   atari=atari_config("Pong", checkpoint_every=100_000), games=("Pong", "Breakout"))
 
 
 # Table 1 of the 2013 paper: average total reward (ε = 0.05) and the best single episode.
