@@ -216,7 +216,26 @@ def test_scales_follow_the_paper_where_they_say_so():
     assert paper.games == ("Pong", "Breakout")
     nature = dqn.atari_config("Breakout", "nature")
     assert (nature.target_period, nature.loss, nature.network, nature.life_loss_terminal) == (10_000, "huber", "nature", True)
-    assert dqn.Config.cpu().cartpole_seeds == (0, 1, 2)
+    cpu = dqn.Config.cpu()
+    assert cpu.cartpole_seeds == (0, 1, 2) and cpu.games == ("Pong", "Breakout")
+    assert (cpu.atari.network, cpu.atari.preprocessing, cpu.atari.target_period, cpu.atari.loss, cpu.atari.batch) == \
+        ("2013", "2013", 0, "mse", 32)
+    assert cpu.atari.checkpoint_every > 0 and paper.atari.checkpoint_every > 0
+
+
+def test_games_option_narrows_the_study(tmp_path, monkeypatch):
+    """``--games`` runs only the named games and no CartPole (to split a study over processes)."""
+    seen = {}
+
+    def fake_run(config, *, scale, write, command):
+        seen.update(config=config, write=write, command=command)
+        return {"metrics": {"x": 1.0}}
+
+    monkeypatch.setenv("PAPERNOTES_SCALE", "cpu")
+    monkeypatch.setattr(dqn, "run", fake_run)
+    assert dqn.main(["--games", "Breakout", "--no-write"]) == 0
+    assert seen["config"].games == ("Breakout",) and seen["config"].cartpole_seeds == ()
+    assert seen["write"] is False and "--games Breakout" in seen["command"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,6 +281,9 @@ def test_checkpoint_resumes_where_it_stopped(tmp_path):
     # Resuming the same config continues from step 200: nothing is trained again.
     again = agent.train(dqn.cartpole_config(total_steps=200, **base), 0, progress=False, checkpoint=path)
     assert again.updates == first.updates and again.episode_returns == first.episode_returns
+    # Timing adds up over resumes: the resumed call trained nothing, so it reports the first's time.
+    assert again.seconds >= first.seconds > 0 and again.learn_steps == first.learn_steps
+    assert again.learn_seconds == pytest.approx(first.learn_seconds, rel=1e-6)
     for pa, pb in zip(first.q_net.parameters(), again.q_net.parameters()):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 

@@ -104,11 +104,17 @@ class Config:
 
     @classmethod
     def cpu(cls) -> "Config":
-        """Two CPU cores: CartPole for 100,000 steps with three seeds (ε over 16,000 steps). No
-        Atari: learning Pong takes millions of steps, days on two cores (the notebook measures
-        the rate)."""
+        """Two CPU cores, about an hour: CartPole for 100,000 steps with three seeds (ε over
+        16,000 steps), and the 2013 agent on Pong and on Breakout for 500,000 steps each (one
+        seed; the two games run in parallel processes, one core each). The Atari schedule is the
+        paper's scaled down 20-fold in length: ε from 1 to 0.1 over 100,000 steps (paper: 1M of
+        10M), a replay memory of 100,000 (paper: 1M), learning from step 10,000; everything else
+        (network, preprocessing, RMSProp, batch 32, no target network, squared loss) is the
+        2013 agent's. Evaluation: 30 episodes at ε = 0.05."""
+        atari = atari_config("Pong", total_steps=500_000, replay_capacity=100_000, learning_starts=10_000,
+                             eps_anneal_steps=100_000, checkpoint_every=50_000)
         return cls(cartpole=cartpole_config(total_steps=100_000, eps_anneal_steps=16_000), cartpole_seeds=(0, 1, 2),
-                   games=(), threads=1)
+                   atari=atari, games=("Pong", "Breakout"), threads=1)
 
     @classmethod
     def paper(cls) -> "Config":
@@ -167,14 +173,18 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         metrics["cartpole_eval_return"] = float(np.median(per_seed))
         metrics["cartpole_eval_return_min"] = float(np.min(per_seed))
         metrics["cartpole_steps"] = config.cartpole.total_steps
+    earlier_s = 0.0   # training time spent by earlier processes whose checkpoints this run resumed
     for game in config.games:
         cfg = dataclasses.replace(config.atari, env=game)
         key = game.lower()
+        t_call = _time.perf_counter()
         res = train(cfg, config.atari_seed, device=device, progress=progress,
                     checkpoint=_runtime.checkpoints_dir() / SLUG / f"{study.scale}_{key}.pt"
                     if cfg.checkpoint_every else None)
+        earlier_s += max(0.0, res.seconds - (_time.perf_counter() - t_call))
         returns = evaluate(cfg, res.q_net, device=device)
         metrics[f"{key}_eval_return"] = float(returns.mean())
+        metrics[f"{key}_eval_return_sd"] = float(returns.std())
         metrics[f"{key}_best_episode"] = float(returns.max())
         metrics[f"{key}_steps"] = res.steps
         metrics[f"{key}_train_s"] = res.seconds
@@ -184,15 +194,19 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         curves[f"{key}_loss_vs_step"] = [list(p) for p in res.losses]
         if models is not None:
             models[game] = res.q_net
-    metrics["compute_s"] = _time.perf_counter() - study.t0
+    metrics["compute_s"] = _time.perf_counter() - study.t0 + earlier_s
     seeds = list(config.cartpole_seeds) or [config.atari_seed]
     return study.finish(SLUG, metrics, curves, PAPER, seeds=seeds, command=command, write=write,
                         results_dir=results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m papernotes_core.dqn [--no-write]`` at ``PAPERNOTES_SCALE``."""
-    return _runtime.study_main(SLUG, Config, run, argv, description=main.__doc__)
+    """``python -m papernotes_core.dqn [--games GAME ...] [--no-write]`` at ``PAPERNOTES_SCALE``."""
+    narrow = ("--games", {"nargs": "+", "metavar": "GAME",
+                          "help": "train only these Atari games (and no CartPole), e.g. to run the games in "
+                                  "parallel processes with --no-write; a later full run reuses their checkpoints"},
+              lambda config, games: dataclasses.replace(config, games=tuple(games), cartpole_seeds=()))
+    return _runtime.study_main(SLUG, Config, run, argv, narrow=narrow, description=main.__doc__)
 
 
 if __name__ == "__main__":  # pragma: no cover - the command line entry point

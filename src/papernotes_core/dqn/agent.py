@@ -391,6 +391,8 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
     step, updates, learn_from = 0, 0, cfg.learning_starts
     episode_returns: list[tuple[int, float]] = []
     losses: list[tuple[int, float]] = []
+    # Time spent before this call (a resumed run adds it up): total, and from the first update on.
+    seconds0, learn_seconds0, learn_steps0 = 0.0, 0.0, 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.is_file():
         state = training.load_checkpoint(checkpoint, map_location=device)
@@ -404,18 +406,26 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
         explore.bit_generator.state = state["explore_rng"]
         episode_returns = [tuple(x) for x in state["episode_returns"]]
         losses = [tuple(x) for x in state["losses"]]
+        seconds0, learn_seconds0, learn_steps0 = state["seconds"], state["learn_seconds"], state["learn_steps"]
         if "memory" in state:
             memory.load_state_dict({k: v.numpy() if isinstance(v, torch.Tensor) else v
                                     for k, v in state["memory"].items()})
         else:
             learn_from = step + cfg.learning_starts
 
-    def save() -> None:
+    def timing() -> tuple[float, float, int]:
+        now = time.perf_counter()
+        return (seconds0 + now - t_start, learn_seconds0 + (now - t_learn if t_learn is not None else 0.0),
+                learn_steps0 + learn_steps)
+
+    def save(totals: tuple[float, float, int] | None = None) -> None:
         if checkpoint is None:
             return
+        seconds, learn_seconds, learn_steps_total = totals or timing()
         state = {"config": dataclasses.asdict(cfg), "q_net": q_net.state_dict(), "optimizer": optimizer.state_dict(),
                  "step": step, "updates": updates, "explore_rng": explore.bit_generator.state,
-                 "episode_returns": [list(x) for x in episode_returns], "losses": [list(x) for x in losses]}
+                 "episode_returns": [list(x) for x in episode_returns], "losses": [list(x) for x in losses],
+                 "seconds": seconds, "learn_seconds": learn_seconds, "learn_steps": learn_steps_total}
         if target_net is not None:
             state["target_net"] = target_net.state_dict()
         if memory.nbytes < 512 * 2**20:
@@ -468,11 +478,11 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
             save()
         bar.update(1)
     bar.close()
-    learn_seconds = time.perf_counter() - t_learn if t_learn is not None else 0.0
-    save()
     env.close()
-    return TrainResult(q_net, episode_returns, losses, step, updates, time.perf_counter() - t_start,
-                       learn_seconds, learn_steps, memory)
+    totals = timing()
+    save(totals)
+    seconds, learn_seconds, learn_steps_total = totals
+    return TrainResult(q_net, episode_returns, losses, step, updates, seconds, learn_seconds, learn_steps_total, memory)
 
 
 def evaluate(cfg: AgentConfig, q_net: nn.Module, episodes: int | None = None, *, epsilon: float | None = None,
