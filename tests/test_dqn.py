@@ -420,3 +420,17 @@ def test_tabular_bad_input():
         tabular.linear_dqn(mdp, np.zeros((6, 2, 3)), 10, capacity=8, batch=32)
     with pytest.raises(ValueError, match="shape"):
         tabular.bellman_optimality(mdp, np.zeros((3, 2)))
+
+
+def test_run_with_a_game_reports_the_agent_and_a_random_baseline(tmp_path):
+    atari = dataclasses.replace(dqn.Config.quick().atari, total_steps=80, learning_starts=40, replay_capacity=80,
+                                eps_anneal_steps=80, max_episode_steps=30, eval_episodes=2)
+    config = dqn.Config(cartpole_seeds=(), atari=atari, games=("Pong",), threads=1)
+    out = dqn.run(config, scale="quick", results_dir=tmp_path, progress=False, write=False)
+    m = out["metrics"]
+    for name in ("pong_eval_return", "pong_eval_return_sd", "pong_best_episode", "pong_random_return",
+                 "pong_steps", "pong_train_s", "pong_steps_per_s"):
+        assert name in m, name
+    assert m["pong_steps"] == 80 and -21 <= m["pong_random_return"] <= 21
+    assert m["pong_best_episode"] >= m["pong_eval_return"]
+    assert out["curves"]["pong_return_vs_step"]          # episodes of 30 steps end during training

@@ -150,7 +150,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     Metrics: ``cartpole_eval_return`` (the median over seeds of each seed's mean return over
     ``eval_episodes`` episodes of its final network, at ε = ``eval_epsilon``), per seed
     ``cartpole_eval_return.seed{s}``, their minimum, and for each game ``{game}_eval_return``,
-    ``{game}_best_episode``, ``{game}_steps``, ``{game}_steps_per_s``. Curves: training
+    ``{game}_best_episode``, ``{game}_random_return`` (uniformly random actions, same episodes),
+    ``{game}_steps``, ``{game}_steps_per_s``. Curves: training
     episode returns against steps, and the mean loss. ``models`` is filled with the trained
     networks (``"cartpole.seed{s}"``, ``"{game}"``).
     """
@@ -186,6 +187,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         metrics[f"{key}_eval_return"] = float(returns.mean())
         metrics[f"{key}_eval_return_sd"] = float(returns.std())
         metrics[f"{key}_best_episode"] = float(returns.max())
+        # The same protocol with uniformly random actions: the floor a learning curve starts from.
+        metrics[f"{key}_random_return"] = float(evaluate(cfg, res.q_net, device=device, epsilon=1.0).mean())
         metrics[f"{key}_steps"] = res.steps
         metrics[f"{key}_train_s"] = res.seconds
         if res.learn_seconds > 0:
