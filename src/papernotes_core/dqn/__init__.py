@@ -141,6 +141,8 @@ for _game, (_avg, _best) in TABLE1.items():
                                              "source": "Table 1, DQN average total reward, ε = 0.05"}
     PAPER[f"{_game.lower()}_best_episode"] = {"value": _best, "status": "V",
                                               "source": "Table 1, DQN best single episode"}
+    PAPER[f"{_game.lower()}_steps"] = {"value": 10_000_000, "status": "V",
+                                       "source": "Sec. 5: trained on 10 million frames (agent steps)"}
 
 
 def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, command: str | None = None,
