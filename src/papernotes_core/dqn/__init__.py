@@ -118,8 +118,8 @@ class Config:
 
     @classmethod
     def paper(cls) -> "Config":
-        """The 2013 paper's agent on Pong and Breakout for 10M steps each (one seed; Table 1 is
-        one run per game), evaluated over 30 episodes at ε = 0.05; CartPole as at ``cpu``. A
+        """The 2013 paper's agent on Pong and Breakout for 10M steps each (one seed per game),
+        evaluated over 30 episodes at ε = 0.05; CartPole as at ``cpu``. A
         checkpoint every 100,000 steps (under ``PAPERNOTES_CHECKPOINTS``) lets a stopped run resume;
         the replay memory (7 GB) is not in it and refills for ``learning_starts`` steps."""
         cp = cls.cpu()
