@@ -28,7 +28,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import training
+from ..training import _check_int
 from .replay import ReplayMemory
 
 NETWORKS = ("mlp", "2013", "nature")
@@ -59,8 +60,8 @@ class AtariQNetwork(nn.Module):
 
     def __init__(self, n_actions: int, stack: int = 4, kind: str = "2013") -> None:
         super().__init__()
-        _check_positive_int("n_actions", n_actions)
-        _check_positive_int("stack", stack)
+        _check_int("n_actions", n_actions, 1)
+        _check_int("stack", stack, 1)
         if kind == "2013":
             self.features = nn.Sequential(nn.Conv2d(stack, 16, 8, stride=4), nn.ReLU(),
                                           nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(), nn.Flatten())
@@ -87,8 +88,8 @@ class MLPQNetwork(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...] = (64, 64)) -> None:
         super().__init__()
-        _check_positive_int("obs_dim", obs_dim)
-        _check_positive_int("n_actions", n_actions)
+        _check_int("obs_dim", obs_dim, 1)
+        _check_int("n_actions", n_actions, 1)
         if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
             raise ValueError(f"hidden must be a non-empty tuple of positive layer widths, got {hidden!r}")
         layers: list[nn.Module] = [nn.Flatten()]
@@ -241,7 +242,7 @@ class AgentConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {v!r}")
         for name in ("replay_capacity", "batch", "train_every", "gradient_steps", "eval_episodes"):
-            _check_positive_int(name, getattr(self, name))
+            _check_int(name, getattr(self, name), 1)
         if self.replay_capacity < self.batch:
             raise ValueError(f"replay capacity {self.replay_capacity} is smaller than the batch size {self.batch}")
         if not 0.0 <= self.gamma <= 1.0:
@@ -255,12 +256,6 @@ class AgentConfig:
     @property
     def is_atari(self) -> bool:
         return self.network in ("2013", "nature")
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,7 +490,7 @@ def evaluate(cfg: AgentConfig, q_net: nn.Module, episodes: int | None = None, *,
     ``record(frame_stack, q_values, action, reward)``, if given, is called at every step (for
     plots of Q over an episode and animations).
     """
-    episodes = cfg.eval_episodes if episodes is None else _check_positive_int("episodes", episodes)
+    episodes = cfg.eval_episodes if episodes is None else _check_int("episodes", episodes, 1)
     eps = cfg.eval_epsilon if epsilon is None else float(epsilon)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")

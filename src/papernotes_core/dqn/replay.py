@@ -56,6 +56,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..training import _check_int
+
 __all__ = ["Batch", "ReplayMemory"]
 
 # Per-slot arrays besides the frame, in one place so that allocation, nbytes and the byte
@@ -98,14 +100,6 @@ class Batch(NamedTuple):
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_obs_shape(obs_shape) -> tuple[int, ...]:
