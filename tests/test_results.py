@@ -157,3 +157,45 @@ def test_start_study_and_finish(tmp_path, monkeypatch):
     assert back["provenance"]["command"] == "c" and back["provenance"]["commit"] == study.code[0]
     assert study.finish("toy2", {"m": 1.0}, {}, {}, seeds=[0], write=False, results_dir=tmp_path)["slug"] == "toy2"
     assert not (tmp_path / "cpu" / "toy2.json").exists()
+
+
+def _spread_file(tmp_path, better="higher"):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("spread_tool", Path(__file__).parent.parent / "tools" / "spread.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.CLAIMS["toy"] = {"score": better}
+    runs = {("native", 0): {"claims": {"score": [0.9, 0.1]}}, ("native", 1): {"claims": {"score": [0.7, 0.3]}},
+            ("default", 0): {"claims": {"score": [0.8, 0.2]}}, ("default", 1): {"claims": {"score": [0.95, 0.05]}}}
+    metrics = tool.summarise("toy", runs)
+    prov = results.provenance({"claims": {"score": better}}, [0, 1], wall_s=1.0, command="pytest")
+    path = results.write({"slug": "toy", "scale": "spread", "metrics": metrics, "curves": {}, "paper": {},
+                          "provenance": prov}, tmp_path)
+    return results.read("toy", "spread", tmp_path), path
+
+
+def test_spread_summary_takes_the_worst_trained_and_the_best_untrained(tmp_path):
+    data, path = _spread_file(tmp_path, "higher")
+    assert path == tmp_path / "spread" / "toy.json"
+    s = results.spread(data, "score")
+    assert (s.worst_trained, s.best_untrained, s.runs) == (0.7, 0.3, 4)
+    assert s.seeds == (0, 1) and s.paths == ("default", "native")
+    assert s.separates(0.5) and not s.separates(0.75) and not s.separates(0.2)
+    assert s.passes(0.6, 0.5) and not s.passes(0.4, 0.5)
+    assert s.describe(0.5) == "bar 0.500: trained, worst 0.700; untrained, best 0.300 (4 runs)"
+    assert s.runs_text() == "4 runs: seeds 0-1 × CPU kernel paths default, native"
+    low, _ = _spread_file(tmp_path, "lower")
+    s = results.spread(low, "score")
+    assert (s.worst_trained, s.best_untrained) == (0.95, 0.05)   # for "lower", worst = largest
+    assert not s.separates(0.5)                                    # trained runs overlap untrained ones
+    assert s.passes(0.4, 0.5) and not s.passes(0.6, 0.5)
+
+
+def test_spread_rejects_wrong_input(tmp_path):
+    data, _ = _spread_file(tmp_path)
+    with pytest.raises(KeyError, match="no claim 'nope'"):
+        results.spread(data, "nope")
+    with pytest.raises(ValueError, match="scale 'spread'"):
+        results.spread(make(), "score")

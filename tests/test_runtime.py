@@ -73,6 +73,7 @@ def test_default_paths_in_the_checkout(monkeypatch):
     root = runtime.repo_root()
     assert root is not None and (root / "pyproject.toml").is_file()
     assert runtime.results_dir() == root / "results"
+    assert runtime.results_out_dir() == root / "results"  # in a checkout, runs write where they read
     assert runtime.checkpoints_dir() == root / "checkpoints"
     assert runtime.data_dir().parts[-3:] == (".cache", "papernotes", "data")
 

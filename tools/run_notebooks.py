@@ -5,6 +5,12 @@ from `repository.url` in `_config.yml`, the one place that names the repository.
 the kernel of the current environment, from the notebook's folder, with `PAPERNOTES_SCALE=quick`
 unless the caller set it; widget state is stored so that progress bars render in the book.
 
+Each executed notebook gets a freshness record in its metadata (`papernotes.freshness`, see
+tools/freshness.py): the SHA-256 of every papernotes_core module the kernel imported, every
+results, data or package-data file it read, constraints.txt and its own code cells.
+`tests/test_notebook_freshness.py` fails when any of them has changed since. Two cells are
+injected around the notebook's own to collect this; they are removed before it is written.
+
     python tools/run_notebooks.py notebooks/elu.ipynb [...]
     python tools/run_notebooks.py --check notebooks/*.ipynb   # only verify the links agree
 """
@@ -21,7 +27,24 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import freshness  # noqa: E402  (tools/freshness.py, shared with the test)
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Client(NotebookClient):
+    """Runs the injected freshness cells without history, so that the notebook's own cells keep
+    the execution counts (1, 2, ...) they get without them."""
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if not freshness.is_injected(cell):
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        before = self.code_cells_executed
+        try:
+            return await super().async_execute_cell(cell, cell_index, None, store_history=False)
+        finally:
+            self.code_cells_executed = before
 
 
 def repository_url() -> str:
@@ -66,9 +89,12 @@ def main(argv=None) -> int:
             continue
         sync_links(nb, url, path.name)
         start = time.perf_counter()
-        client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}}, store_widget_state=True)
+        freshness.inject(nb)
+        client = _Client(nb, timeout=args.timeout, kernel_name="python3",
+                         resources={"metadata": {"path": str(path.parent)}}, store_widget_state=True)
         client.execute()
+        report = freshness.remove_injected(nb)
+        freshness.set_record(nb, freshness.record(nb, report, root=ROOT, notebook=path))
         for cell in nb.cells:  # timing metadata only makes diffs noisy
             cell.get("metadata", {}).pop("execution", None)
         nbformat.write(nb, path)

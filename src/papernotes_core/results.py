@@ -35,8 +35,10 @@ import torch
 from . import runtime
 
 PAPER_STATUSES = ("V", "V2", "U")
-#: Folders of ``results/``: the three scales, and ``bench`` for ``make bench``'s ratio benchmarks.
-KINDS = (*runtime.SCALES, "bench")
+#: Folders of ``results/``: the three scales, ``bench`` for ``make bench``'s ratio benchmarks, and
+#: ``spread`` for ``make spread``: each quick-scale claim measured over seeds and CPU kernel paths,
+#: trained and untrained, from which the notebooks' tolerances are chosen.
+KINDS = (*runtime.SCALES, "bench", "spread")
 _TOP_KEYS = ("slug", "scale", "metrics", "curves", "paper", "provenance")
 _PROVENANCE_KEYS = ("commit", "dirty", "command", "config", "seeds", "torch", "device", "wall_s", "date")
 
@@ -232,7 +234,7 @@ def validate(data: Mapping) -> dict:
 
 
 def _check_kind(scale: str) -> str:
-    if scale == "bench":
+    if scale in ("bench", "spread"):
         return scale
     try:
         return runtime.check_scale(scale)
@@ -310,6 +312,66 @@ def metric(data: Mapping, name: str) -> float:
     except KeyError:
         names = ", ".join(sorted(data["metrics"]))
         raise KeyError(f"{data['slug']} ({data['scale']}) has no metric {name!r}; it has: {names}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread:
+    """One quick-scale claim as ``make spread`` measured it (``results/spread/<slug>.json``).
+
+    ``worst_trained``: the worst value of the trained model over every seed and CPU kernel path;
+    ``best_untrained``: the best value of the same model untrained, measured the same way;
+    ``better``: ``"higher"`` or ``"lower"``; ``runs``: how many (seed, path) runs;
+    ``seeds`` and ``paths``: which.
+    """
+
+    claim: str
+    worst_trained: float
+    best_untrained: float
+    better: str
+    runs: int
+    seeds: tuple[int, ...]
+    paths: tuple[str, ...]
+
+    def separates(self, threshold: float) -> bool:
+        """Whether ``threshold`` lies strictly between the untrained and the worst trained value,
+        so that every measured trained run passes it and no untrained one does."""
+        if self.better == "higher":
+            return self.best_untrained < threshold < self.worst_trained
+        return self.worst_trained < threshold < self.best_untrained
+
+    def passes(self, value: float, threshold: float) -> bool:
+        """Whether ``value`` is on the trained side of ``threshold``."""
+        return value > threshold if self.better == "higher" else value < threshold
+
+    def describe(self, threshold: float, digits: int = 3) -> str:
+        """One short line for a notebook: the threshold between the two measured values."""
+        return (f"bar {format_number(threshold, digits)}: trained, worst "
+                f"{format_number(self.worst_trained, digits)}; untrained, best "
+                f"{format_number(self.best_untrained, digits)} ({self.runs} runs)")
+
+    def runs_text(self) -> str:
+        """What the runs were: ``"10 runs: seeds 0-4 × CPU kernel paths default, native"``."""
+        seeds = (f"{self.seeds[0]}-{self.seeds[-1]}" if self.seeds == tuple(range(self.seeds[0], self.seeds[-1] + 1))
+                 else ", ".join(map(str, self.seeds)))
+        return f"{self.runs} runs: seeds {seeds} × CPU kernel paths {', '.join(self.paths)}"
+
+
+def spread(data: Mapping, claim: str) -> Spread:
+    """The measured spread of ``claim`` from a ``spread`` results mapping (see :class:`Spread`)."""
+    if data.get("scale") != "spread":
+        raise ValueError(f"expected a results mapping of scale 'spread', got scale {data.get('scale')!r}")
+    claims = data["provenance"]["config"].get("claims", {})
+    if claim not in claims:
+        raise KeyError(f"{data['slug']} (spread) has no claim {claim!r}; it has: {', '.join(sorted(claims))}")
+    better = claims[claim]
+    if better not in ("higher", "lower"):
+        raise ValueError(f"claim {claim!r}: 'better' must be 'higher' or 'lower', got {better!r}")
+    prefix = f"{claim}.trained."
+    runs = [k[len(prefix):] for k in data["metrics"] if k.startswith(prefix)]
+    paths = tuple(sorted({r.rpartition(".seed")[0] for r in runs}))
+    seeds = tuple(sorted({int(r.rpartition(".seed")[2]) for r in runs}))
+    return Spread(claim, metric(data, f"{claim}.worst_trained"), metric(data, f"{claim}.best_untrained"), better,
+                  len(runs), seeds, paths)
 
 
 def format_number(value: float | None, digits: int = 3) -> str:

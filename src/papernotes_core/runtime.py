@@ -11,9 +11,12 @@ Environment variables:
 * ``PAPERNOTES_SCALE``: one of the scales; unset means ``paper`` where CUDA is present and
   ``quick`` elsewhere.
 * ``PAPERNOTES_RESULTS``: the folder holding ``<scale>/<slug>.json`` (default: the repository's
-  ``results/``, or ``./results`` outside a checkout).
-* ``PAPERNOTES_RESULTS_OUT``: where runs *write* results, if not there (``make test`` points it
-  at a scratch folder so that testing never rewrites the committed files).
+  ``results/`` in a checkout; after ``pip install``, the copy of it shipped inside the package,
+  ``papernotes_core/_results/``; ``./results`` if there is neither).
+* ``PAPERNOTES_RESULTS_OUT``: where runs *write* results (default: ``PAPERNOTES_RESULTS``, else
+  the repository's ``results/``, else ``./results`` for an installed package, never the package's
+  own folder; ``make test`` points it at a scratch folder so that testing never rewrites the
+  committed files).
 * ``PAPERNOTES_CHECKPOINTS``: where checkpoints go (in Colab, point it at a Google Drive folder).
 * ``PAPERNOTES_DATA``: the data cache (default ``~/.cache/papernotes/data``).
 """
@@ -77,19 +80,48 @@ def _env_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def results_dir() -> Path:
-    """Folder with ``<scale>/<slug>.json``: ``PAPERNOTES_RESULTS``, else the repository's."""
-    env = _env_path("PAPERNOTES_RESULTS")
-    if env is not None:
-        return env
+def _package_results() -> Path | None:
+    """The results shipped inside an installed package (``papernotes_core/_results/``, copied
+    from the repository's ``results/`` when the wheel was built), or ``None`` if there are none
+    (an editable install, a source checkout, or a package that is not on disk)."""
+    try:
+        from importlib.resources import files
+
+        folder = files("papernotes_core") / "_results"
+    except Exception:  # no such package on disk (e.g. a broken install): fall back, never fail
+        return None
+    if isinstance(folder, Path) and folder.is_dir():
+        return folder
+    return None
+
+
+def _default_results() -> Path:
+    """The repository's ``results/`` in a checkout, else ``./results``."""
     root = repo_root()
     return (root / "results") if root is not None else Path.cwd() / "results"
 
 
+def results_dir() -> Path:
+    """Folder with ``<scale>/<slug>.json``: ``PAPERNOTES_RESULTS``, else the repository's
+    ``results/`` (in a checkout), else the results shipped with the installed package, else
+    ``./results``."""
+    env = _env_path("PAPERNOTES_RESULTS")
+    if env is not None:
+        return env
+    if repo_root() is not None:
+        return _default_results()
+    shipped = _package_results()
+    return shipped if shipped is not None else _default_results()
+
+
 def results_out_dir() -> Path:
-    """Folder runs write results to: ``PAPERNOTES_RESULTS_OUT``, else :func:`results_dir`."""
-    env = _env_path("PAPERNOTES_RESULTS_OUT")
-    return env if env is not None else results_dir()
+    """Folder runs write results to: ``PAPERNOTES_RESULTS_OUT``, else ``PAPERNOTES_RESULTS``, else
+    the repository's ``results/``, else ``./results``; never the installed package's own copy."""
+    for name in ("PAPERNOTES_RESULTS_OUT", "PAPERNOTES_RESULTS"):
+        env = _env_path(name)
+        if env is not None:
+            return env
+    return _default_results()
 
 
 def checkpoints_dir() -> Path:
