@@ -36,6 +36,8 @@ NBVENV := .venv-nb
 NBBIN := $(NBVENV)/bin
 NBPIPC := $(NBBIN)/pip install --disable-pip-version-check -q -c constraints.txt
 WHEEL_DIR := _build/wheel
+# Extra pytest options for the nbval run, e.g. NBVAL_ARGS=--durations=0 for every cell's time.
+NBVAL_ARGS ?=
 
 .PHONY: book test install vendor notebooks bench unit nbval nb-env wheel build browser-check cpu-results spread constraints clean help
 
@@ -134,7 +136,7 @@ nbval:
 	print('nbval: CPU kernel path', torch.backends.cpu.get_cpu_capability(), 'with', *(k + '=' + os.environ.get(k, '') for k in ('ATEN_CPU_CAPABILITY', 'MKL_ENABLE_INSTRUCTIONS', 'ONEDNN_MAX_CPU_ISA'))); \
 	assert not p.__file__.startswith('$(CURDIR)/src'), 'the notebooks must import the installed wheel'" && \
 	env $$foreign PAPERNOTES_RESULTS_OUT=$$tmp/results PAPERNOTES_CHECKPOINTS=$$tmp/checkpoints \
-	  $(CURDIR)/$(NBBIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	  $(CURDIR)/$(NBBIN)/python -m pytest -q -p no:cacheprovider $(NBVAL_ARGS) --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with nbval_sanitize.cfg --nbval-cell-timeout=300 $(notdir $(NOTEBOOKS)); \
 	status=$$?; rm -rf $$tmp; exit $$status
 

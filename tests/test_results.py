@@ -113,6 +113,12 @@ def test_bench_kind_and_config_lookup(tmp_path):
     assert results.metric(data, "config.lr") == 0.1
     with pytest.raises(KeyError, match="config has no field 'nope'"):
         results.metric(data, "config.nope")
+    nested = make(provenance=results.provenance({"agent": {"steps": 40, "lr": 0.5}}, [0], wall_s=1, command="x"))
+    assert results.metric(nested, "config.agent.steps") == 40
+    with pytest.raises(KeyError, match="no field 'nope' in 'config.agent.nope'.*it has: lr, steps"):
+        results.metric(nested, "config.agent.nope")
+    with pytest.raises(KeyError, match="no field 'x'"):
+        results.metric(nested, "config.agent.steps.x")
 
 
 def test_code_state_is_recorded_as_given():

@@ -45,7 +45,7 @@ CLAIMS = {
     "gan": {"classifier_test_accuracy": "higher", "test_parzen_ll": "higher",
             "toy_discriminator_mae": "lower", "toy_gan_mean_error": "lower", "toy_gan_sd_error": "lower",
             "toy_gan_d_error": "lower"},
-    "irnn": {"adding_t30_test_mse.irnn": "lower"},
+    "irnn": {"adding_t20_test_mse.irnn": "lower"},
     "urnn": {"copy_t20_test_xent.urnn": "lower"},
     "dqn": {"cartpole_eval_return": "higher", "tabular_q_error": "lower", "linear_dqn_error": "lower",
             "linear_dqn_wrong_actions": "lower"},

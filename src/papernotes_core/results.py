@@ -298,15 +298,18 @@ def read(slug: str, scale: str, results_dir: str | Path | None = None) -> dict:
 def metric(data: Mapping, name: str) -> float:
     """One metric of a results mapping, with an error that lists the names there are.
 
-    ``config.<field>`` reads a field of the run's configuration (``provenance.config``) instead.
+    ``config.<field>`` reads a field of the run's configuration (``provenance.config``) instead,
+    and ``config.<field>.<subfield>`` a field of a nested configuration.
     """
     if name.startswith("config."):
-        field = name[len("config."):]
-        config = data["provenance"]["config"]
-        if field not in config:
-            raise KeyError(f"{data['slug']} ({data['scale']}) config has no field {field!r}; it has: "
-                           + ", ".join(sorted(config)))
-        return config[field]
+        value = data["provenance"]["config"]
+        for field in name[len("config."):].split("."):
+            if not isinstance(value, Mapping) or field not in value:
+                have = ", ".join(sorted(value)) if isinstance(value, Mapping) else type(value).__name__
+                raise KeyError(f"{data['slug']} ({data['scale']}) config has no field {field!r} in {name!r}; "
+                               f"it has: {have}")
+            value = value[field]
+        return value
     try:
         return data["metrics"][name]
     except KeyError:

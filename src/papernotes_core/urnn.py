@@ -603,10 +603,11 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        """CI scale: copying at T = 20 and adding at T = 30 for 250 updates each, pixel MNIST on
-        7×7 images (49 steps) for 150 updates; one learning rate."""
-        return cls(copy_T=(20,), adding_T=(30,), pixel_variants=("plain",), pixel_size=7, copy_steps=250,
-                   adding_steps=250, pixel_steps=150, pixel_test_images=1000, eval_every=50, threads=1)
+        """CI scale, within a minute per notebook on CI's two cores: copying at T = 20 and adding
+        at T = 30 for 120 updates each, pixel MNIST on 7×7 images (49 steps) for 60 updates; one
+        learning rate."""
+        return cls(copy_T=(20,), adding_T=(30,), pixel_variants=("plain",), pixel_size=7, copy_steps=120,
+                   adding_steps=120, pixel_steps=60, pixel_test_images=1000, eval_every=40, threads=1)
 
     @classmethod
     def cpu(cls) -> "Config":
