@@ -258,11 +258,11 @@ class Config:
     @classmethod
     def quick(cls) -> "Config":
         """CI scale, within a minute per notebook on CI's two cores: the adding problem at T = 20
-        for 2,000 updates of 50 sequences and pixel MNIST on 7×7 images (49 steps) for 300
-        updates, all three models, Adam (lr 1e-3, divided by 10 after 70% of the updates),
+        for 2,000 updates of 50 sequences and pixel MNIST on 7×7 images (49 steps) for 100
+        updates (1,000 test images), all three models, Adam (lr 1e-3, divided by 10 after 70% of the updates),
         clipping at 1."""
-        return cls(adding_T=(20,), adding_steps=2000, adding_batch=50, pixel_steps=300, pixel_batch=50, pixel_size=7,
-                   pixel_variants=("plain",), pixel_test_images=2000, optimizer="adam", lr=1e-3, lr_drop_at=0.7,
+        return cls(adding_T=(20,), adding_steps=2000, adding_batch=50, pixel_steps=100, pixel_batch=50, pixel_size=7,
+                   pixel_variants=("plain",), pixel_test_images=1000, optimizer="adam", lr=1e-3, lr_drop_at=0.7,
                    test_sequences=1000, eval_every=200, grad_T=100, threads=1)
 
     @classmethod
