@@ -603,11 +603,11 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        """CI scale, within a minute per notebook on CI's two cores: copying at T = 20 and adding
-        at T = 30 for 120 updates each, pixel MNIST on 7×7 images (49 steps) for 60 updates; one
-        learning rate."""
+        """CI scale, within a minute per notebook on CI's two cores: copying at T = 20 for 120
+        updates, adding at T = 30 for 80, pixel MNIST on 7×7 images (49 steps) for 40 updates
+        (500 test images); one learning rate."""
         return cls(copy_T=(20,), adding_T=(30,), pixel_variants=("plain",), pixel_size=7, copy_steps=120,
-                   adding_steps=120, pixel_steps=60, pixel_test_images=1000, eval_every=40, threads=1)
+                   adding_steps=80, pixel_steps=40, pixel_test_images=500, eval_every=40, threads=1)
 
     @classmethod
     def cpu(cls) -> "Config":
