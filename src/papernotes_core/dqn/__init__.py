@@ -97,11 +97,11 @@ class Config:
     def quick(cls) -> "Config":
         """CI scale, within a minute per notebook on CI's two cores: CartPole for 32,000 steps
         with 64 gradient steps after every 256 environment steps (one update per four steps, as in
-        the Nature agent; the `cpu` scale keeps 128), one seed; and 1,000 steps of the 2013 agent
-        on Pong (learning from step 500, ε annealed over those 1,000 steps, replay 1,000): enough
+        the Nature agent; the `cpu` scale keeps 128), one seed; and 600 steps of the 2013 agent
+        on Pong (learning from step 300, ε annealed over those 600 steps, replay 600): enough
         to show the whole pipeline run on the real game, far too little to learn it."""
-        atari = atari_config("Pong", total_steps=1_000, replay_capacity=1_000, learning_starts=500,
-                             eps_anneal_steps=1_000, eval_episodes=1, log_every=250)
+        atari = atari_config("Pong", total_steps=600, replay_capacity=600, learning_starts=300,
+                             eps_anneal_steps=600, eval_episodes=1, log_every=150)
         return cls(cartpole=cartpole_config(total_steps=32_000, gradient_steps=64), cartpole_seeds=(0,),
                    atari=atari, games=("Pong",), threads=1)
 
