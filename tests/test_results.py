@@ -205,3 +205,30 @@ def test_spread_rejects_wrong_input(tmp_path):
         results.spread(data, "nope")
     with pytest.raises(ValueError, match="scale 'spread'"):
         results.spread(make(), "score")
+
+
+def test_carry_over_takes_named_parts_and_records_the_earlier_run(tmp_path):
+    import dataclasses as _dc
+
+    @_dc.dataclass
+    class _Cfg:
+        a: int = 1
+
+    study = results.start_study(_Cfg, _Cfg(), "cpu")
+    study.finish("demo", {"x.nz3": 1.0, "x.nz20": 2.0, "adding_t50_test_mse.irnn": 3.0, "other": 4.0},
+                 {"c.nz3": [[0, 1]], "c.nz20": [[0, 2]]}, {}, seeds=[0], results_dir=tmp_path, command="first")
+    metrics, curves, record = results.carry_over("demo", "cpu", ["nz3", "adding_t50"], tmp_path)
+    assert metrics == {"x.nz3": 1.0, "adding_t50_test_mse.irnn": 3.0}
+    assert curves == {"c.nz3": [[0.0, 1.0]]}
+    assert record["metrics"] == ["adding_t50_test_mse.irnn", "x.nz3"] and record["curves"] == ["c.nz3"]
+    assert record["prefixes"] == ["nz3", "adding_t50"]
+    out = study.finish("demo", {**metrics, "new": 5.0}, curves, {}, seeds=[0], results_dir=tmp_path,
+                       carried=record)
+    assert out["provenance"]["carried_over"]["metrics"] == record["metrics"]
+    assert results.read("demo", "cpu", tmp_path)["provenance"]["carried_over"]["prefixes"] == ["nz3", "adding_t50"]
+    with pytest.raises(ValueError, match="match no metric"):
+        results.carry_over("demo", "cpu", ["nz5"], tmp_path)
+    with pytest.raises(ValueError, match="non-empty"):
+        results.carry_over("demo", "cpu", [], tmp_path)
+    _, _, again = results.carry_over("demo", "cpu", ["nz3"], tmp_path)
+    assert again["earlier"]["prefixes"] == ["nz3", "adding_t50"]

@@ -114,14 +114,19 @@ class StudyRun:
     code: tuple[str | None, bool | None]
 
     def finish(self, slug: str, metrics: dict, curves: dict, paper: dict, *, seeds, command: str | None = None,
-               write: bool = True, results_dir: str | Path | None = None) -> dict:
+               write: bool = True, results_dir: str | Path | None = None, carried: Mapping | None = None) -> dict:
         """Validate the results of this run (provenance from the start) and, with ``write``, write
-        them; return the validated mapping."""
+        them; return the validated mapping. ``carried``: the record :func:`carry_over` returned
+        when some of ``metrics``/``curves`` come from an earlier run (kept as
+        ``provenance.carried_over``)."""
         import time
 
+        prov = provenance(self.config, list(seeds), wall_s=time.perf_counter() - self.t0, device=self.device,
+                          code=self.code, command=command)
+        if carried:
+            prov["carried_over"] = dict(carried)
         data = validate({"slug": slug, "scale": self.scale, "metrics": metrics, "curves": curves, "paper": paper,
-                         "provenance": provenance(self.config, list(seeds), wall_s=time.perf_counter() - self.t0,
-                                                  device=self.device, code=self.code, command=command)})
+                         "provenance": prov})
         if write:
             _write(data, results_dir)
         return data
@@ -141,6 +146,40 @@ def start_study(config_cls, config=None, scale: str | None = None, device=None, 
     if getattr(config, "threads", None):
         runtime.set_threads(config.threads)
     return StudyRun(scale, config, device or runtime.device(), time.perf_counter(), code_state())
+
+
+def carry_over(slug: str, scale: str, prefixes, results_dir: str | Path | None = None) -> tuple[dict, dict, dict]:
+    """The metrics and curves of the existing ``<scale>/<slug>.json`` whose names contain one of
+    ``prefixes`` as a dot-separated part or name start (``"nz3"`` matches ``test_elbo.nz3``;
+    ``"adding_t50"`` matches ``adding_t50_test_mse.irnn``), for a run that re-measures only part
+    of a study whose other parts are expensive and unchanged.
+
+    Returns ``(metrics, curves, record)``; ``record`` (``commit``, ``date``, ``config`` of the
+    earlier run and the ``metrics``/``curves`` names taken) goes to :meth:`StudyRun.finish` as
+    ``carried`` and ends up in ``provenance.carried_over``, so a page can say which numbers are
+    from which run. A prefix that matches nothing is an error (a typo would silently drop a task).
+    """
+    prefixes = tuple(prefixes)
+    if not prefixes or not all(isinstance(p, str) and p for p in prefixes):
+        raise ValueError(f"prefixes must be a non-empty sequence of non-empty strings, got {prefixes!r}")
+    old = read(slug, scale, results_dir)
+
+    def wanted(name: str) -> bool:
+        parts = name.split(".")
+        return any(name.startswith(p) or p in parts for p in prefixes)
+
+    metrics = {k: v for k, v in old["metrics"].items() if wanted(k)}
+    curves = {k: v for k, v in old["curves"].items() if wanted(k)}
+    unmatched = [p for p in prefixes if not any(k.startswith(p) or p in k.split(".") for k in (*metrics, *curves))]
+    if unmatched:
+        raise ValueError(f"carry_over: {unmatched} match no metric or curve of {slug}/{scale}")
+    prov = old["provenance"]
+    earlier = prov.get("carried_over")
+    record = {"commit": prov.get("commit"), "date": prov.get("date"), "config": prov.get("config"),
+              "prefixes": list(prefixes), "metrics": sorted(metrics), "curves": sorted(curves)}
+    if earlier:  # that run had itself carried some numbers over: keep its record too
+        record["earlier"] = earlier
+    return metrics, curves, record
 
 
 def _jsonable(value: Any) -> Any:
