@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from papernotes_core import gan as G
 from papernotes_core import results
@@ -300,7 +301,8 @@ def test_k_discriminator_steps_per_generator_step(monkeypatch):
     real_d, real_g = G.discriminator_loss, G.generator_loss
     monkeypatch.setattr(G, "discriminator_loss", lambda *a: counts.__setitem__("d", counts["d"] + 1) or real_d(*a))
     monkeypatch.setattr(G, "generator_loss", lambda *a: counts.__setitem__("g", counts["g"] + 1) or real_g(*a))
-    G.train(_tiny(epochs=1, k=2, snapshot_epochs=()), data["train"], data["valid"], device="cpu", progress=False)
+    G.train(_tiny(epochs=1, k=2, update="alternating", snapshot_epochs=()), data["train"], data["valid"],
+            device="cpu", progress=False)
     assert counts == {"d": 4, "g": 2}    # 200 images / 50 = 4 discriminator steps, 2 generator steps
 
 
@@ -325,3 +327,69 @@ def test_main_prints_the_metrics(tmp_path, monkeypatch, capsys):
     assert G.main([]) == 0
     assert "test_parzen_ll" in capsys.readouterr().out
     assert results.read("gan", "quick", tmp_path)["provenance"]["command"] == "PAPERNOTES_SCALE=quick python -m papernotes_core.gan"
+
+
+def test_simultaneous_step_is_the_authors_update():
+    """Both players' gradients at the same parameters, from one batch of samples: D's from half the
+    cross-entropy, G's from -log D(G(z)); checked against gradients computed independently."""
+    torch.manual_seed(0)
+    g = G.Generator(z_dim=4, hidden=8, x_dim=6)
+    d = G.Discriminator(x_dim=6, units=5, pieces=2, dropout_in=0.0, dropout_hidden=0.0, irange=0.5)
+    x, z = torch.rand(7, 6), torch.randn(7, 4)
+    g0, d0 = [p.detach().clone() for p in g.parameters()], [p.detach().clone() for p in d.parameters()]
+
+    # independent reference: D's gradient of 0.5 * mean BCE, G's of mean -log sigmoid(a_fake)
+    gr, dr = G.Generator(z_dim=4, hidden=8, x_dim=6), G.Discriminator(x_dim=6, units=5, pieces=2, dropout_in=0.0,
+                                                                       dropout_hidden=0.0)
+    gr.load_state_dict(g.state_dict()), dr.load_state_dict(d.state_dict())
+    fake = gr(z)
+    bce = F.binary_cross_entropy_with_logits
+    a_real, a_fake_detached = dr(x), dr(fake.detach())
+    ld = 0.5 * (bce(a_real, torch.ones(7)) + bce(a_fake_detached, torch.zeros(7)))
+    want_d = torch.autograd.grad(ld, list(dr.parameters()))
+    lg = bce(dr(fake), torch.ones(7))
+    want_g = torch.autograd.grad(lg, list(gr.parameters()))
+
+    opt_g, opt_d = torch.optim.SGD(g.parameters(), lr=1.0), torch.optim.SGD(d.parameters(), lr=1.0)
+    loss_d, loss_g = G.simultaneous_step(g, d, x, z, opt_g, opt_d)
+    assert loss_d == pytest.approx(float(ld.detach()), rel=1e-6) and loss_g == pytest.approx(float(lg.detach()), rel=1e-6)
+    for p, p0, w in zip(d.parameters(), d0, want_d):
+        torch.testing.assert_close(p0 - p.detach(), w, rtol=1e-5, atol=1e-6)
+    for p, p0, w in zip(g.parameters(), g0, want_g):
+        torch.testing.assert_close(p0 - p.detach(), w, rtol=1e-5, atol=1e-6)
+
+
+def test_draw_noise_uniform_and_gaussian():
+    gen = torch.Generator().manual_seed(0)
+    u = G.draw_noise("uniform", 20_000, 5, generator=gen)
+    assert u.shape == (20_000, 5) and u.abs().max() <= math.sqrt(3) + 1e-6
+    assert abs(float(u.mean())) < 0.02 and abs(float(u.var()) - 1) < 0.03 and float(u.abs().max()) > 1.7
+    n = G.draw_noise("gaussian", 20_000, 5, generator=gen)
+    assert abs(float(n.var()) - 1) < 0.03 and float(n.abs().max()) > 3
+    again = G.draw_noise("uniform", 20_000, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(u, again)
+    with pytest.raises(ValueError, match="noise must be one of"):
+        G.draw_noise("normal", 3, 2)
+
+
+def test_config_update_and_noise_are_checked():
+    assert G.Config().update == "simultaneous" and G.Config().noise == "uniform"
+    assert G.Config.paper().update == "simultaneous" and G.Config.cpu().update == "simultaneous"
+    with pytest.raises(ValueError, match="update must be one of"):
+        G.Config(update="both")
+    with pytest.raises(ValueError, match="must be 1 with update='simultaneous'"):
+        G.Config(k=2)
+    with pytest.raises(ValueError, match="noise must be one of"):
+        G.Config(noise="normal")
+    G.Config(k=2, update="alternating")
+
+
+def test_simultaneous_training_counts_one_loss_of_each_per_step(monkeypatch):
+    data = _fake_data(200)
+    counts = {"d": 0, "g": 0}
+    real_d, real_g = G.discriminator_loss, G.generator_loss
+    monkeypatch.setattr(G, "discriminator_loss", lambda *a: counts.__setitem__("d", counts["d"] + 1) or real_d(*a))
+    monkeypatch.setattr(G, "generator_loss", lambda *a: counts.__setitem__("g", counts["g"] + 1) or real_g(*a))
+    out = G.train(_tiny(epochs=1, snapshot_epochs=()), data["train"], data["valid"], device="cpu", progress=False)
+    assert counts == {"d": 4, "g": 4}
+    assert out["curves"]["loss_d"][0][1] > 0

@@ -110,7 +110,8 @@ def _gan(seed: int) -> dict:
     data = gan.load_data(config.train_limit)
     # untrained: the generator as built (seeded as in training), and a classifier with no training
     g0, _ = gan.build(config, data["train"], device="cpu")
-    samples0 = gan.sample(g0, config.parzen_samples, noise=torch.Generator().manual_seed(config.seed + 3))
+    samples0 = gan.sample(g0, config.parzen_samples, noise=torch.Generator().manual_seed(config.seed + 3),
+                          kind=config.noise)
     x_test = data["test"][:config.parzen_test_images] if config.parzen_test_images else data["test"]
     parzen0 = gan.parzen_evaluation(samples0, x_test, data["valid"][:config.parzen_valid_images])["mean"]
     torch.manual_seed(config.seed)

@@ -28,13 +28,28 @@ rather than from :math:`G`. They play
 
 The MNIST experiment (Sec. 5), as in the authors' configuration (``goodfeli/adversarial``,
 ``mnist.yaml``): the generator is an MLP 100 → 1200 → 1200 → 784 with ReLU hidden units and a
-sigmoid output, Gaussian noise :math:`z \sim \mathcal N(0, I_{100})`, weights drawn uniformly from
+sigmoid output, noise :math:`z` uniform on :math:`[-\sqrt3, \sqrt3]^{100}` (zero mean, unit
+variance: their ``noise: 'uniform'``), weights drawn uniformly from
 :math:`[-0.05, 0.05]`, the output bias set to the logit of the mean training pixel; the
 discriminator has two maxout layers of 240 units with 5 pieces each and a sigmoid output unit,
 weights uniform in :math:`[-0.005, 0.005]`, dropout (keep 0.8 at the input, 0.5 at the hidden
 layers); SGD with momentum rising from 0.5 to 0.7 over 250 epochs, learning rate 0.1 divided by
-1.000004 every step (at least 1e-6), minibatches of 100, :math:`k = 1`. :class:`Config` says where
-the smaller scales depart.
+1.000004 every step (at least 1e-6), minibatches of 100. :class:`Config` says where the smaller
+scales depart.
+
+How the authors' code updates the two players (their ``AdversaryCost2`` as ``mnist.yaml``
+configures it, ``scale_grads: 0``) differs from Algorithm 1 as the paper prints it, and the
+paper-faithful default follows the code (``Config.update = "simultaneous"``):
+
+* one minibatch of 100 samples :math:`G(z)` and one forward pass of :math:`D` (one set of
+  dropout masks) serve both players;
+* :math:`D` descends :math:`\tfrac12(\text{BCE}_{real} + \text{BCE}_{fake})`, half of
+  :func:`discriminator_loss`; :math:`G` descends :math:`-\log D(G(z))` on the same samples;
+* both gradients are taken at the same parameters and both players step at once
+  (:func:`simultaneous_step`), not one after the other.
+
+``update = "alternating"`` is Algorithm 1 as printed: ``k`` discriminator steps on fresh data
+and noise, then a generator step on fresh noise, the discriminator's loss not halved.
 
 Evaluation protocol (fixed; every scale follows it)
 ----------------------------------------------------
@@ -76,7 +91,7 @@ from . import evaluation, results, runtime, training
 
 __all__ = [
     "Config", "DigitClassifier", "Discriminator", "Generator", "Maxout", "MLP1d", "PAPER", "SLUG",
-    "blur", "class_histogram", "discriminator_loss", "generator_loss", "generator_logit_gradient",
+    "NOISES", "UPDATES", "blur", "class_histogram", "discriminator_loss", "draw_noise", "simultaneous_step", "generator_loss", "generator_logit_gradient",
     "jensen_shannon", "load_data", "main", "optimal_discriminator", "parzen_evaluation", "run", "sample",
     "train", "train_classifier", "train_discriminator", "train_toy_gan", "value_at_optimal_discriminator",
     "value_function",
@@ -85,6 +100,8 @@ __all__ = [
 SLUG = "gan"
 GENERATOR_LOSSES = ("non_saturating", "saturating")
 OPTIMIZERS = ("sgd", "adam")
+UPDATES = ("simultaneous", "alternating")
+NOISES = ("uniform", "gaussian")
 PAPER_SIGMAS = tuple(float(s) for s in np.logspace(-1, 0, 10))
 
 
@@ -206,6 +223,43 @@ def value_at_optimal_discriminator(p_data, p_g, dx: float) -> float:
 # ----------------------------------------------------------------------------------------------
 # 1-D pictures: a discriminator on two known densities; Fig. 1 with a real GAN
 # ----------------------------------------------------------------------------------------------
+
+def draw_noise(kind: str, n: int, dim: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    r"""``n`` noise vectors :math:`z` of size ``dim``: ``"uniform"`` on :math:`[-\sqrt3, \sqrt3]`
+    per coordinate (the authors' MNIST setting; mean 0, variance 1) or ``"gaussian"``
+    :math:`\mathcal N(0, 1)`. Drawn from ``generator`` (on its device) when given."""
+    if kind not in NOISES:
+        raise ValueError(f"noise must be one of {NOISES}, got {kind!r}")
+    _check_positive_int("n", n), _check_positive_int("dim", dim)
+    if generator is not None:
+        device = generator.device
+    if kind == "gaussian":
+        return torch.randn(n, dim, generator=generator, device=device)
+    return (torch.rand(n, dim, generator=generator, device=device) * 2 - 1) * math.sqrt(3.0)
+
+
+def simultaneous_step(g: nn.Module, d: nn.Module, x_real: torch.Tensor, z: torch.Tensor, opt_g, opt_d,
+                      generator_loss_kind: str = "non_saturating") -> tuple[float, float]:
+    r"""One update of both players the way the authors' ``AdversaryCost2`` makes it: one batch of
+    samples :math:`G(z)` and one forward pass of :math:`D` (one draw of dropout masks) on
+    ``x_real`` and on them; the discriminator's objective
+    :math:`	frac12(	ext{BCE}_{real} + 	ext{BCE}_{fake})` (half of :func:`discriminator_loss`)
+    differentiated with respect to :math:`D`'s parameters only, the generator's
+    (:func:`generator_loss`) with respect to :math:`G`'s only, both at the current parameters; then
+    both optimizers step. Returns ``(loss_d, loss_g)`` as floats (``loss_d`` the halved one)."""
+    a_real, a_fake = d(x_real), d(g(z))
+    loss_d = 0.5 * discriminator_loss(a_real, a_fake)
+    loss_g = generator_loss(a_fake, generator_loss_kind)
+    d_params, g_params = [p for p in d.parameters()], [p for p in g.parameters()]
+    grads_d = torch.autograd.grad(loss_d, d_params, retain_graph=True)
+    grads_g = torch.autograd.grad(loss_g, g_params)
+    for p, gr in zip(d_params, grads_d):
+        p.grad = gr
+    for p, gr in zip(g_params, grads_g):
+        p.grad = gr
+    opt_d.step(), opt_g.step()
+    return float(loss_d.detach()), float(loss_g.detach())
+
 
 class MLP1d(nn.Module):
     """A small MLP from R^m to R: ``hidden`` tanh units in ``layers`` layers (for 1-D toys)."""
@@ -372,9 +426,10 @@ class Discriminator(nn.Module):
         return self.net(x)[:, 0]
 
 
-def sample(generator: Generator, n: int, *, noise: torch.Generator | None = None, batch_size: int = 1000) -> torch.Tensor:
-    """``n`` images :math:`G(z)`, :math:`z \\sim \\mathcal N(0, I)`, as a ``(n, 784)`` tensor on the
-    CPU (computed in batches without gradients, in eval mode)."""
+def sample(generator: Generator, n: int, *, noise: torch.Generator | None = None, batch_size: int = 1000,
+           kind: str = "uniform") -> torch.Tensor:
+    """``n`` images :math:`G(z)`, :math:`z` drawn by :func:`draw_noise` (``kind``), as a ``(n, 784)``
+    tensor on the CPU (computed in batches without gradients, in eval mode)."""
     _check_positive_int("n", n)
     if not isinstance(generator, Generator):
         raise TypeError(f"generator must be a gan.Generator, got {type(generator).__name__}")
@@ -383,7 +438,7 @@ def sample(generator: Generator, n: int, *, noise: torch.Generator | None = None
     device = next(generator.parameters()).device
     out = []
     # all the noise at once, so the samples do not depend on batch_size
-    z_all = torch.randn(n, generator.z_dim, generator=noise, device=noise.device if noise else "cpu")
+    z_all = draw_noise(kind, n, generator.z_dim, generator=noise, device="cpu")
     with torch.no_grad():
         for start in range(0, n, batch_size):
             out.append(generator(z_all[start:start + batch_size].to(device)).cpu())
@@ -456,7 +511,10 @@ def parzen_evaluation(centres: torch.Tensor, x_test: torch.Tensor, x_valid: torc
 class Config:
     """Every knob of the MNIST experiment; ``quick()``, ``cpu()``, ``paper()`` give the scales.
 
-    The defaults are the authors' settings (module docstring). ``optimizer="adam"`` (with ``lr``
+    The defaults are the authors' settings (module docstring), including their update
+    (``update="simultaneous"``: one shared batch of samples, both players stepped at once, the
+    discriminator's loss halved) and their uniform noise; ``update="alternating"`` is Algorithm 1
+    as printed (``k`` discriminator steps, then a generator step). ``optimizer="adam"`` (with ``lr``
     and ``adam_beta1``) is offered for experiments; every scale uses the authors' SGD. ``train_limit``: train on the
     first n of the 50,000 training images. ``snapshot_epochs``: epochs after which 36 samples
     from fixed noise are kept (0: before training). The evaluation fields follow the protocol.
@@ -470,6 +528,8 @@ class Config:
     dropout_hidden: float = 0.5
     batch_size: int = 100
     k: int = 1
+    update: str = "simultaneous"
+    noise: str = "uniform"
     generator_loss: str = "non_saturating"
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -499,6 +559,13 @@ class Config:
         for name in ("train_limit", "parzen_test_images", "threads"):
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name), " or None")
+        if self.update not in UPDATES:
+            raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
+        if self.update == "simultaneous" and self.k != 1:
+            raise ValueError(f"k (discriminator steps per generator step) must be 1 with update='simultaneous' "
+                             f"(both players step together), got k={self.k}; use update='alternating'")
+        if self.noise not in NOISES:
+            raise ValueError(f"noise must be one of {NOISES}, got {self.noise!r}")
         if self.generator_loss not in GENERATOR_LOSSES:
             raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}, got {self.generator_loss!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -520,7 +587,8 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        """CI scale: the authors' recipe (SGD schedule, k = 1, dropout, maxout) with narrower
+        """CI scale: the authors' recipe (SGD schedule, their simultaneous update, uniform noise,
+        dropout, maxout) with narrower
         networks (512 generator units, 128 maxout units) for 2 epochs on the first 25,000
         images (500 generator steps); Parzen with 2,000 samples on 2,000 test images, σ on 500
         validation images. Samples after so few steps are rough: this scale checks the code. One
@@ -533,7 +601,7 @@ class Config:
     @classmethod
     def cpu(cls) -> "Config":
         """Two CPU cores: the authors' networks and recipe (SGD, lr 0.1 decaying by 1.000004 per
-        step, momentum 0.5 → 0.7, k = 1) on all 50,000 images for 50 epochs, with the full
+        step, momentum 0.5 → 0.7, their simultaneous update and uniform noise) on all 50,000 images for 50 epochs, with the full
         evaluation protocol (10,000 samples, 10,000 test images). Departure: 50 epochs, where the
         paper gives no stopping point and ``paper()`` assumes 300. One thread (two processes on
         two cores contend badly with more)."""
@@ -542,7 +610,8 @@ class Config:
     @classmethod
     def paper(cls) -> "Config":
         """The authors' settings (``mnist.yaml``): SGD, lr 0.1 decaying by 1.000004 per step,
-        momentum 0.5 → 0.7 over 250 epochs, k = 1; 300 epochs (our assumption: the paper and the
+        momentum 0.5 → 0.7 over 250 epochs, ``AdversaryCost2``'s simultaneous update (one shared
+        batch of samples, the discriminator's loss halved), uniform noise; 300 epochs (our assumption: the paper and the
         configuration set no stopping point). For a GPU."""
         return cls()
 
@@ -560,6 +629,7 @@ def load_data(train_limit: int | None = None) -> dict:
 
 
 _RUN_FIELDS = ("z_dim", "g_hidden", "d_units", "d_pieces", "dropout_in", "dropout_hidden", "batch_size", "k",
+               "update", "noise",
                "generator_loss", "optimizer", "lr", "lr_decay", "min_lr", "momentum", "final_momentum",
                "momentum_saturate", "adam_beta1", "epochs", "train_limit", "seed", "snapshot_epochs")
 
@@ -607,12 +677,14 @@ def _schedule(config: Config, optimizers, step: int, epoch: int) -> None:
 
 def train(config: Config, x_train: torch.Tensor, x_valid: torch.Tensor, *, device=None, checkpoint: bool = False,
           progress: bool = True) -> dict:
-    r"""Algorithm 1 on MNIST: per generator step, ``k`` discriminator steps on fresh minibatches of
-    data and noise, minimising :func:`discriminator_loss`; then one generator step on fresh noise,
-    minimising :func:`generator_loss` (``config.generator_loss``). Dropout is on in :math:`D` for
-    both (as in the authors' cost).
+    r"""The MNIST game. With ``config.update == "simultaneous"`` (the authors' code) every step is
+    one :func:`simultaneous_step` on a minibatch of data and one of noise; with
+    ``"alternating"`` (Algorithm 1 as printed), per generator step, ``k`` discriminator steps on
+    fresh minibatches of data and noise, minimising :func:`discriminator_loss`, then one
+    generator step on fresh noise, minimising :func:`generator_loss` (``config.generator_loss``).
+    Dropout is on in :math:`D` for both players (as in the authors' cost).
 
-    Returns ``{"G", "D", "curves", "snapshots", "seconds"}``; ``curves`` per epoch: mean ``loss_d``,
+    Returns ``{"G", "D", "curves", "snapshots", "seconds"}``; ``curves`` per epoch: mean ``loss_d`` (:func:`discriminator_loss`, not halved, in both modes),
     ``loss_g`` over the epoch's steps, and :math:`D`'s mean output (eval mode, no dropout) on the
     first 1,000 validation images (``d_real``) and on 1,000 fixed samples (``d_fake``);
     ``snapshots``: ``{epoch: uint8 (36, 28, 28)}`` from fixed noise. With ``checkpoint`` the
@@ -628,7 +700,8 @@ def train(config: Config, x_train: torch.Tensor, x_valid: torch.Tensor, *, devic
     x_train, x_eval_real = x_train.to(device), x_valid[:1000].to(device)
     noise = torch.Generator(device=device).manual_seed(config.seed + 1)
     fixed = torch.Generator().manual_seed(config.seed + 2)
-    z_snap, z_eval = torch.randn(36, config.z_dim, generator=fixed), torch.randn(1000, config.z_dim, generator=fixed)
+    z_snap = draw_noise(config.noise, 36, config.z_dim, generator=fixed)
+    z_eval = draw_noise(config.noise, 1000, config.z_dim, generator=fixed)
     curves = {"loss_d": [], "loss_g": [], "d_real": [], "d_fake": []}
     snapshots: dict[int, np.ndarray] = {}
     epoch, seconds, d_step = 0, 0.0, 0
@@ -662,16 +735,25 @@ def train(config: Config, x_train: torch.Tensor, x_valid: torch.Tensor, *, devic
         sum_d = sum_g = 0.0
         for _ in range(g_steps_per_epoch):
             _schedule(config, (opt_g, opt_d), d_step, e + 1)
+            if config.update == "simultaneous":
+                idx = torch.as_tensor(sampler.indices(d_step), device=device)
+                z = draw_noise(config.noise, config.batch_size, config.z_dim, generator=noise)
+                ld, lg = simultaneous_step(g, d, x_train[idx], z, opt_g, opt_d, config.generator_loss)
+                d_step += 1
+                sum_d += 2 * training.check_finite(ld, step=d_step)  # the curve: discriminator_loss, unhalved
+                sum_g += training.check_finite(lg, step=d_step)
+                bar.update(1)
+                continue
             for _ in range(config.k):
                 idx = torch.as_tensor(sampler.indices(d_step), device=device)
                 with torch.no_grad():
-                    fake = g(torch.randn(config.batch_size, config.z_dim, generator=noise, device=device))
+                    fake = g(draw_noise(config.noise, config.batch_size, config.z_dim, generator=noise))
                 loss_d = discriminator_loss(d(x_train[idx]), d(fake))
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
                 d_step += 1
-            z = torch.randn(config.batch_size, config.z_dim, generator=noise, device=device)
+            z = draw_noise(config.noise, config.batch_size, config.z_dim, generator=noise)
             loss_g = generator_loss(d(g(z)), config.generator_loss)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -743,7 +825,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     data = load_data(config.train_limit)
     out = train(config, data["train"], data["valid"], device=device, checkpoint=config.checkpoint)
     t_eval = time.perf_counter()
-    samples = sample(out["G"], config.parzen_samples, noise=torch.Generator().manual_seed(config.seed + 3))
+    samples = sample(out["G"], config.parzen_samples, noise=torch.Generator().manual_seed(config.seed + 3),
+                     kind=config.noise)
     x_test = data["test"][:config.parzen_test_images] if config.parzen_test_images else data["test"]
     x_valid = data["valid"][:config.parzen_valid_images]
     ours = parzen_evaluation(samples, x_test, x_valid)
