@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from papernotes_core import irnn as I
-from papernotes_core import results, tasks
+from papernotes_core import results, tasks, training
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -181,3 +181,68 @@ def test_a_study_split_over_processes_is_gathered_from_the_cache(tmp_path, monke
     assert "grad_vs_lag.irnn.trained" in c and len(c["grad_vs_lag.irnn.trained"]) == 10
     with pytest.raises(ValueError, match="--tasks takes"):
         I.main(["--tasks", "copying"])
+
+
+def test_seeds_and_ablations_at_the_headline_length(tmp_path, monkeypatch):
+    """Every model once per seed at adding_T[0] (mean, sd and each seed reported), the IRNN also with
+    the paper's SGD and without clipping; the other length once; carry takes a task from a file."""
+    monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path / "ck"))
+    cfg = dataclasses.replace(I.Config.quick(), hidden=6, adding_T=(8, 5), adding_steps=6, pixel_steps=0,
+                              test_sequences=20, eval_every=3, grad_T=10, seeds=(0, 1, 2),
+                              ablations=("sgd", "no_clip"), cache=True)
+    out = I.run(cfg, scale="cpu", results_dir=tmp_path / "res", command="test")
+    m = out["metrics"]
+    assert out["provenance"]["seeds"] == [0, 1, 2]
+    for kind in I.KINDS:
+        per = [m[f"adding_t8_test_mse.{kind}.seed{s}"] for s in (0, 1, 2)]
+        assert m[f"adding_t8_test_mse.{kind}"] == pytest.approx(np.mean(per))
+        assert m[f"adding_t8_test_mse_sd.{kind}"] == pytest.approx(np.std(per, ddof=1))
+        assert m[f"adding_t8_seeds.{kind}"] == 3 and f"adding_t5_test_mse.{kind}.seed1" not in m
+        assert m[f"adding_t5_seeds.{kind}"] == 1 and m[f"adding_t5_test_mse_sd.{kind}"] == 0
+    for suffix in ("_sgd", "_noclip"):
+        per = [m[f"adding_t8_test_mse{suffix}.irnn.seed{s}"] for s in (0, 1, 2)]
+        assert m[f"adding_t8_test_mse{suffix}.irnn"] == pytest.approx(np.mean(per))
+        assert f"adding_t8_test_mse{suffix}_sd.irnn" in m and f"adding_t8_test_mse{suffix}.lstm" not in m
+    assert m["adding_t8_clipped_fraction_noclip.irnn"] == 0
+    # the SGD runs differ from the Adam ones (another optimizer), seed by seed
+    assert m["adding_t8_test_mse_sgd.irnn.seed0"] != m["adding_t8_test_mse.irnn.seed0"]
+    assert out["provenance"]["config"]["sgd_lr"] == 1e-2
+    c = out["curves"]
+    assert "adding_t8_test_mse_vs_step.irnn" in c and "adding_t8_test_mse_vs_step.irnn.seed2" in c
+    assert "adding_t8_test_mse_sgd_vs_step.irnn.seed0" in c
+    # a seed's unit does not depend on the other seeds of the tuple: seed 1 alone is read from the cache
+    calls = {"n": 0}
+    real = I.train
+    monkeypatch.setattr(I, "train", lambda *a, **k: calls.__setitem__("n", calls["n"] + 1) or real(*a, **k))
+    alone = I.run(dataclasses.replace(cfg, seeds=(1,), ablations=()), scale="cpu", write=False)
+    assert calls["n"] == 0
+    assert alone["metrics"]["adding_t8_test_mse.irnn"] == m["adding_t8_test_mse.irnn.seed1"]
+    # carry: T = 5 taken from the results file written above, not trained
+    carried = I.run(dataclasses.replace(cfg, carry=("adding_t5",)), scale="cpu", write=False,
+                    results_dir=tmp_path / "res")
+    assert carried["metrics"]["adding_t5_test_mse.tanh"] == m["adding_t5_test_mse.tanh"]
+    assert "adding_t5_test_mse.tanh" in carried["provenance"]["carried_over"]["metrics"]
+    with pytest.raises(ValueError, match="ablations must be"):
+        dataclasses.replace(cfg, ablations=("adam",))
+    with pytest.raises(ValueError, match="headline task"):
+        dataclasses.replace(cfg, carry=("adding_t8",))
+    with pytest.raises(ValueError, match="seeds must be"):
+        dataclasses.replace(cfg, seeds=(1, 1))
+
+
+def test_a_diverging_run_is_counted_not_averaged(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path / "ck"))
+    real = I.train
+
+    def flaky(model, *a, **k):
+        if k.get("clip", 1) is None:
+            raise training.NonFiniteLossError(step=3, value=float("nan"))
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(I, "train", flaky)
+    cfg = dataclasses.replace(I.Config.quick(), kinds=("irnn",), hidden=6, adding_T=(8,), adding_steps=6,
+                              pixel_steps=0, test_sequences=20, eval_every=3, grad_T=10, seeds=(0, 1),
+                              ablations=("no_clip",))
+    m = I.run(cfg, scale="quick", write=False)["metrics"]
+    assert m["adding_t8_diverged_noclip.irnn"] == 2 and "adding_t8_test_mse_noclip.irnn" not in m
+    assert m["adding_t8_diverged_at_noclip.irnn.seed1"] == 3 and m["adding_t8_diverged.irnn"] == 0

@@ -232,3 +232,11 @@ def test_carry_over_takes_named_parts_and_records_the_earlier_run(tmp_path):
         results.carry_over("demo", "cpu", [], tmp_path)
     _, _, again = results.carry_over("demo", "cpu", ["nz3"], tmp_path)
     assert again["earlier"]["prefixes"] == ["nz3", "adding_t50"]
+
+
+def test_matches_prefix_respects_name_boundaries():
+    assert results.matches_prefix("adding_t5_test_mse.irnn", "adding_t5")
+    assert not results.matches_prefix("adding_t50_test_mse.irnn", "adding_t5")
+    assert results.matches_prefix("test_elbo.nz3", "nz3") and not results.matches_prefix("test_elbo.nz30", "nz3")
+    assert results.matches_prefix("pixel_mnist_test_acc.lstm", "pixel_mnist")
+    assert not results.matches_prefix("permuted_pixel_mnist_test_acc.lstm", "pixel_mnist")

@@ -148,10 +148,18 @@ def start_study(config_cls, config=None, scale: str | None = None, device=None, 
     return StudyRun(scale, config, device or runtime.device(), time.perf_counter(), code_state())
 
 
+def matches_prefix(name: str, prefix: str) -> bool:
+    """Whether the metric or curve ``name`` belongs to the task or part ``prefix``: the name starts
+    with it followed by ``_`` or ``.`` (or is it), or one of its dot-separated parts is it. So
+    ``"adding_t5"`` matches ``adding_t5_test_mse.irnn`` but not ``adding_t50_test_mse.irnn``, and
+    ``"nz3"`` matches ``test_elbo.nz3`` but not ``test_elbo.nz30``."""
+    return (name == prefix or name.startswith(prefix + "_") or name.startswith(prefix + ".")
+            or prefix in name.split("."))
+
+
 def carry_over(slug: str, scale: str, prefixes, results_dir: str | Path | None = None) -> tuple[dict, dict, dict]:
     """The metrics and curves of the existing ``<scale>/<slug>.json`` whose names contain one of
-    ``prefixes`` as a dot-separated part or name start (``"nz3"`` matches ``test_elbo.nz3``;
-    ``"adding_t50"`` matches ``adding_t50_test_mse.irnn``), for a run that re-measures only part
+    ``prefixes`` (:func:`matches_prefix`), for a run that re-measures only part
     of a study whose other parts are expensive and unchanged.
 
     Returns ``(metrics, curves, record)``; ``record`` (``commit``, ``date``, ``config`` of the
@@ -164,13 +172,9 @@ def carry_over(slug: str, scale: str, prefixes, results_dir: str | Path | None =
         raise ValueError(f"prefixes must be a non-empty sequence of non-empty strings, got {prefixes!r}")
     old = read(slug, scale, results_dir)
 
-    def wanted(name: str) -> bool:
-        parts = name.split(".")
-        return any(name.startswith(p) or p in parts for p in prefixes)
-
-    metrics = {k: v for k, v in old["metrics"].items() if wanted(k)}
-    curves = {k: v for k, v in old["curves"].items() if wanted(k)}
-    unmatched = [p for p in prefixes if not any(k.startswith(p) or p in k.split(".") for k in (*metrics, *curves))]
+    metrics = {k: v for k, v in old["metrics"].items() if any(matches_prefix(k, p) for p in prefixes)}
+    curves = {k: v for k, v in old["curves"].items() if any(matches_prefix(k, p) for p in prefixes)}
+    unmatched = [p for p in prefixes if not any(matches_prefix(k, p) for k in (*metrics, *curves))]
     if unmatched:
         raise ValueError(f"carry_over: {unmatched} match no metric or curve of {slug}/{scale}")
     prov = old["provenance"]
