@@ -9,6 +9,10 @@ r"""Estimators used by more than one chapter, or independent of any model.
 * :func:`parzen_log_likelihood`, :func:`parzen_sigma_search`: the Gaussian Parzen-window
   log-likelihood that the GAN paper (and its successors) report for sample-only models, and the
   choice of its width :math:`\sigma` on validation data.
+* :func:`welch_t_test`, :func:`welch_t_test_from_summary`: Welch's two-sample t-test (unequal
+  variances) with its two-sided p-value, for comparing two training set-ups over a few seeds,
+  from the per-seed values or from each arm's mean, standard deviation and count (what the
+  results files store).
 
 Why the shift. With :math:`m = \max_i x_i`,
 
@@ -27,13 +31,15 @@ S_B) = M + \log(e^{S_A - M} + e^{S_B - M})` with :math:`M = \max(S_A, S_B)`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 
 import torch
 
-__all__ = ["chunked_log_mean_exp", "log_mean_exp", "mean_and_standard_error", "parzen_log_likelihood",
-           "parzen_sigma_search"]
+__all__ = ["WelchResult", "chunked_log_mean_exp", "log_mean_exp", "mean_and_standard_error",
+           "parzen_log_likelihood", "parzen_sigma_search", "welch_t_test", "welch_t_test_from_summary"]
 
 
 def _check_tensor(name: str, x) -> torch.Tensor:
@@ -232,3 +238,170 @@ def parzen_sigma_search(x_valid: torch.Tensor, centres: torch.Tensor, sigmas, *,
     batch_size = _check_positive_int("batch_size", batch_size)
     mean_ll = _parzen_many(x_valid, centres, sig, batch_size, dtype).double().mean(0).cpu()
     return float(sig[int(torch.argmax(mean_ll))]), mean_ll
+
+
+# --- Welch's t-test ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class WelchResult:
+    r"""The outcome of Welch's two-sample t-test of arm ``a`` against arm ``b``.
+
+    ``diff``: :math:`\bar a - \bar b`; ``se``: its standard error
+    :math:`\sqrt{s_a^2/n_a + s_b^2/n_b}`; ``t = diff / se``; ``df``: the Welch–Satterthwaite
+    degrees of freedom (not an integer in general); ``p``: the two-sided p-value
+    :math:`P(|T_{df}| \ge |t|)` under Student's t with ``df`` degrees of freedom.
+    """
+
+    diff: float
+    se: float
+    t: float
+    df: float
+    p: float
+
+
+def _check_real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 2 (a sample size), got {type(value).__name__} {value!r}")
+    if value < 2:
+        raise ValueError(f"{name} must be an int >= 2: a standard deviation needs at least 2 values, got {value}")
+    return int(value)
+
+
+def _regularized_incomplete_beta(a: float, b: float, x: float, y: float | None = None) -> float:
+    r""":math:`I_x(a, b) = B(x; a, b) / B(a, b)` for :math:`a, b > 0`, :math:`0 \le x \le 1`.
+
+    ``y`` is :math:`1 - x`, passed separately when the caller knows it more accurately than
+    ``1 - x`` (e.g. :math:`t^2/(\nu + t^2)` for a large :math:`\nu`). The continued fraction
+    (Numerical Recipes' ``betacf``, evaluated by the modified Lentz method) converges fast for
+    :math:`x < (a + 1)/(a + b + 2)`; above that we use the symmetry
+    :math:`I_x(a, b) = 1 - I_{1-x}(b, a)`. The prefactor
+    :math:`x^a (1-x)^b / B(a, b)` is computed in logs (:func:`math.lgamma`).
+    """
+    if y is None:
+        y = 1.0 - x
+    if x <= 0.0:
+        return 0.0
+    if y <= 0.0:
+        return 1.0
+    log_front = (a * math.log(x) + b * math.log(y)
+                 + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, y) / b
+
+
+def _beta_continued_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function, by the modified Lentz method."""
+    tiny, eps = 1e-300, 1e-15
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    max_iter = 10_000 + int(10 * math.sqrt(max(a, b)))  # needs O(sqrt(max(a, b))) terms
+    for m in range(1, max_iter + 1):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),                # even step
+                   -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):      # odd step
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            delta = d * c
+            h *= delta
+        if abs(delta - 1.0) < eps:
+            return h
+    raise RuntimeError(f"incomplete beta continued fraction did not converge (a={a}, b={b}, x={x})")
+
+
+def _student_t_two_sided_p(t: float, df: float) -> float:
+    r""":math:`P(|T| \ge |t|)` for Student's t with ``df`` > 0 degrees of freedom (any real ``df``):
+    :math:`I_{\nu/(\nu + t^2)}(\nu/2, 1/2)`."""
+    if not df > 0:
+        raise ValueError(f"df must be > 0, got {df}")
+    if math.isinf(t):
+        return 0.0
+    t2 = t * t
+    return min(1.0, _regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t2), t2 / (df + t2)))
+
+
+def welch_t_test_from_summary(mean_a, sd_a, n_a, mean_b, sd_b, n_b) -> WelchResult:
+    r"""Welch's t-test from each arm's mean, sample standard deviation (ddof = 1) and size.
+
+    With :math:`v_a = s_a^2 / n_a` and :math:`v_b = s_b^2 / n_b`:
+    ``diff`` :math:`= \bar a - \bar b`, ``se`` :math:`= \sqrt{v_a + v_b}`, ``t = diff / se``,
+    ``df`` :math:`= (v_a + v_b)^2 / \big(v_a^2/(n_a - 1) + v_b^2/(n_b - 1)\big)`
+    (Welch–Satterthwaite), and ``p`` the two-sided p-value of Student's t with that (non-integer)
+    ``df``, through the regularized incomplete beta function. No equal-variance assumption.
+
+    With three seeds per arm ``df`` is at most 4, so a difference of two standard errors gives
+    :math:`p \approx 0.12`–:math:`0.18`, not 0.05: a few seeds rarely settle a comparison.
+
+    Raises:
+        TypeError: a mean or sd that is not a real number, a size that is not an int.
+        ValueError: a non-finite mean or sd, a negative sd, a size below 2, or both sds 0
+            (the t statistic is then undefined).
+    """
+    mean_a, mean_b = _check_real("mean_a", mean_a), _check_real("mean_b", mean_b)
+    sd_a, sd_b = _check_real("sd_a", sd_a), _check_real("sd_b", sd_b)
+    for name, sd in (("sd_a", sd_a), ("sd_b", sd_b)):
+        if sd < 0:
+            raise ValueError(f"{name} must be a standard deviation >= 0, got {sd}")
+    n_a, n_b = _check_count("n_a", n_a), _check_count("n_b", n_b)
+    va, vb = sd_a * sd_a / n_a, sd_b * sd_b / n_b
+    if va + vb == 0.0:
+        raise ValueError("both samples have zero spread (sd_a = sd_b = 0): the t statistic is undefined")
+    diff = mean_a - mean_b
+    se = math.sqrt(va + vb)
+    t = diff / se
+    df = (va + vb) ** 2 / (va * va / (n_a - 1) + vb * vb / (n_b - 1))
+    return WelchResult(diff=diff, se=se, t=t, df=df, p=_student_t_two_sided_p(t, df))
+
+
+def _sample(name: str, values) -> list[float]:
+    """The values of one arm as Python floats: a 1-d floating-point tensor or a sequence of reals."""
+    if isinstance(values, torch.Tensor):
+        if values.dim() != 1 or not values.is_floating_point():
+            raise TypeError(f"{name} must be a 1-d floating-point tensor or a sequence of real numbers, "
+                            f"got a {values.dim()}-d tensor of dtype {values.dtype}")
+        out = [float(v) for v in values.detach().double().cpu().tolist()]
+    else:
+        if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"{name} must be a sequence of real numbers or a 1-d tensor, got {type(values).__name__}")
+        out = [_check_real(f"{name}[{i}]", v) for i, v in enumerate(values)]
+    if len(out) < 2:
+        raise ValueError(f"{name} must have at least 2 values (a standard deviation needs 2), got {len(out)}")
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name} must contain only finite values")
+    return out
+
+
+def welch_t_test(a, b) -> WelchResult:
+    r"""Welch's t-test of two independent samples (e.g. a metric over seeds for two activations).
+
+    ``a`` and ``b``: sequences of real numbers or 1-d floating-point tensors, at least 2 values
+    each. Computes each arm's mean and sample standard deviation (ddof = 1) and calls
+    :func:`welch_t_test_from_summary`; ``diff`` is ``mean(a) - mean(b)``, so swapping the arms
+    flips the signs of ``diff`` and ``t`` and leaves ``df`` and ``p`` unchanged.
+
+    Raises:
+        TypeError: an argument that is not a sequence of reals or a 1-d floating-point tensor.
+        ValueError: fewer than 2 values, a non-finite value, or no spread in either sample.
+    """
+    summary = []
+    for name, values in (("a", a), ("b", b)):
+        xs = _sample(name, values)
+        n = len(xs)
+        mean = math.fsum(xs) / n
+        sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+        summary += [mean, sd, n]
+    return welch_t_test_from_summary(*summary)
