@@ -390,6 +390,8 @@ def test_paper_config_has_the_papers_settings():
     assert c.iw_samples == 5000 and c.optimizer == "adam" and c.checkpoint
     assert c.latents == V.PAPER_LATENTS and c.iw_latents == (20,) and p.iw_latents is None
     assert q.headline_latent == 20 and not q.checkpoint and q.elbo_samples >= 10
+    assert p.wake_sleep_latents == V.PAPER_LATENTS and c.wake_sleep_latents == (20,) and q.wake_sleep_latents == ()
+    assert p.carry == c.carry == q.carry == ()
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -404,6 +406,14 @@ def test_paper_config_has_the_papers_settings():
     ("likelihood", "poisson", "likelihood must be one of"),
     ("iw_latents", (20, 7), "iw_latents must be None .all latent sizes. or a tuple of sizes from latents"),
     ("iw_latents", [20], "iw_latents must be None"),
+    ("wake_sleep_latents", (20, 7), r"wake_sleep_latents must be a tuple of distinct sizes from latents"),
+    ("wake_sleep_latents", [20], r"wake_sleep_latents must be a tuple"),
+    ("wake_sleep_latents", (20, 20), r"wake_sleep_latents must be a tuple of distinct sizes"),
+    ("carry", ("nz7",), r"each entry of carry must be 'nz<N>' with N one of latents"),
+    ("carry", ("test_elbo.nz3",), r"each entry of carry must be 'nz<N>'"),
+    ("carry", ("nz03",), r"each entry of carry must be 'nz<N>'"),
+    ("carry", ("nz3", "nz3"), "carry must be a tuple of distinct prefixes"),
+    ("carry", "nz3", "carry must be a tuple of distinct prefixes"),
 ])
 def test_bad_configs_raise(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -440,6 +450,14 @@ def test_run_writes_a_valid_results_file(tmp_path, monkeypatch):
         for name in ("test_elbo", "test_log_likelihood_iw", "train_elbo", "lr", "seconds", "train_seconds"):
             assert f"{name}.nz{nz}" in m
         assert 0 < m[f"train_seconds.nz{nz}"] < m[f"seconds.nz{nz}"]
+        assert 0 <= m[f"active_units.nz{nz}"] <= nz and m[f"latent_kl_total.nz{nz}"] > 0
+        kl_curve = back["curves"][f"latent_kl_per_dim.nz{nz}"]
+        act_curve = back["curves"][f"latent_activity_per_dim.nz{nz}"]
+        assert [p[0] for p in kl_curve] == [p[0] for p in act_curve] == list(range(1, nz + 1))
+        kls = [p[1] for p in kl_curve]
+        assert kls == sorted(kls, reverse=True) and sum(kls) == pytest.approx(m[f"latent_kl_total.nz{nz}"])
+        assert m[f"active_units.nz{nz}"] == sum(p[1] > 0.01 for p in act_curve)
+    assert not any("wake_sleep" in k for k in (*m, *back["curves"]))  # wake_sleep_latents=(): none
     assert m["train_s"] == pytest.approx(m["train_seconds.nz2"] + m["train_seconds.nz20"])
     assert m["compute_s"] == pytest.approx(m["seconds.nz2"] + m["seconds.nz20"])
     assert m["test_elbo"] == m["test_elbo.nz20"] and m["lr.nz20"] == 3e-3
@@ -509,6 +527,8 @@ def test_paper_config_runs_a_few_steps(tmp_path, monkeypatch):
     for nz in V.PAPER_LATENTS:
         assert m[f"lr.nz{nz}"] in V.PAPER_LRS and math.isfinite(m[f"test_elbo.nz{nz}"])
         assert out["curves"][f"test_elbo_vs_samples.nz{nz}"][-1][0] == 200
+        assert m[f"lr_wake_sleep.nz{nz}"] in V.PAPER_LRS and math.isfinite(m[f"test_elbo_wake_sleep.nz{nz}"])
+        assert out["curves"][f"test_elbo_vs_samples_wake_sleep.nz{nz}"][-1][0] == 200
     assert out["provenance"]["config"]["optimizer"] == "adagrad"
     assert (tmp_path / "paper" / "vae.json").is_file()
 
@@ -516,12 +536,13 @@ def test_paper_config_runs_a_few_steps(tmp_path, monkeypatch):
 def test_main_prints_the_metrics(tmp_path, monkeypatch, capsys):
     data = _fake_data(100, 30)
     monkeypatch.setattr(V, "load_data", lambda limit=None: (data[0][:limit], data[1]))
-    monkeypatch.setattr(V.Config, "quick", classmethod(lambda cls: _tiny_config(epochs=1)))
+    # with a wake-sleep model for N_z = 20 (as cpu()): --latents 2 must narrow it away
+    monkeypatch.setattr(V.Config, "quick", classmethod(lambda cls: _tiny_config(epochs=1, wake_sleep_latents=(20,))))
     monkeypatch.setenv("PAPERNOTES_SCALE", "quick")
     monkeypatch.setenv("PAPERNOTES_RESULTS_OUT", str(tmp_path))
     assert V.main(["--latents", "20"]) == 0
     printed = capsys.readouterr().out
-    assert "test_elbo.nz20" in printed and "test_elbo.nz2 " not in printed
+    assert "test_elbo.nz20" in printed and "test_elbo.nz2 " not in printed and "test_elbo_wake_sleep.nz20" in printed
     back = results.read("vae", "quick", tmp_path)
     assert back["provenance"]["command"] == "PAPERNOTES_SCALE=quick python -m papernotes_core.vae --latents 20"
     assert V.main(["--latents", "2", "--no-write"]) == 0  # headline falls back to the one latent size
@@ -558,3 +579,173 @@ def test_iw_latents_limits_the_iw_estimate_and_evaluations_are_cached(tmp_path, 
     narrowed = V.run(dataclasses.replace(cfg, latents=(2,), headline_latent=2, iw_latents=()), scale="quick",
                      write=False)["metrics"]
     assert "test_log_likelihood_iw" not in narrowed and narrowed["test_elbo"] == first["test_elbo.nz2"]
+
+
+# --------------------------------------------------------------------------------------------
+# Wake-sleep, latent usage, carry-over
+# --------------------------------------------------------------------------------------------
+
+def _grads(model, loss):
+    names = [n for n, _ in model.named_parameters()]
+    grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    return {n: (torch.zeros(()) if g is None else g.abs().sum()) for n, g in zip(names, grads)}
+
+
+@pytest.mark.parametrize("likelihood", V.LIKELIHOODS)
+def test_wake_loss_trains_only_the_decoder_and_sleep_loss_only_the_encoder(likelihood):
+    m = _tiny_model(3, likelihood=likelihood)
+    x = (torch.rand(16, 6, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    wake, sleep = V.wake_sleep_losses(m, x, torch.Generator().manual_seed(1))
+    assert wake.dim() == 0 and sleep.dim() == 0 and torch.isfinite(wake) and torch.isfinite(sleep)
+    for name, g in _grads(m, wake).items():
+        assert (g == 0) if name.startswith("encoder.") else (g > 0), ("wake", name)
+    for name, g in _grads(m, sleep).items():
+        assert (g == 0) if name.startswith("decoder.") else (g > 0), ("sleep", name)
+    # the summed loss the trainer steps on: each parameter set gets exactly its own phase's gradient
+    wake, sleep = V.wake_sleep_losses(m, x, torch.Generator().manual_seed(1))
+    g_sum = torch.autograd.grad(wake + sleep, list(m.parameters()))
+    wake, sleep = V.wake_sleep_losses(m, x, torch.Generator().manual_seed(1))
+    g_w = torch.autograd.grad(wake, list(m.decoder.parameters()))
+    g_s = torch.autograd.grad(sleep, list(m.encoder.parameters()))
+    for a, b in zip(g_sum, [*g_s, *g_w]):  # named_parameters: encoder first, then decoder
+        torch.testing.assert_close(a, b)
+
+
+def test_wake_and_sleep_losses_match_independent_computations():
+    m = _tiny_model(4, x_dim=6, z_dim=3)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(10, 6, generator=g) < 0.5).double()
+    z_d = torch.randn(10, 3, generator=g, dtype=torch.float64)
+    x_d = (torch.rand(10, 6, generator=g) < 0.5).double()
+    eps = torch.randn(2, 10, 3, generator=g, dtype=torch.float64)
+    wake, sleep = V.wake_sleep_losses(m, x, eps=eps, dreamed=(z_d, x_d))
+    mu_d, logvar_d = m.encoder(x_d)
+    ref = torch.distributions.Normal(mu_d, torch.exp(0.5 * logvar_d)).log_prob(z_d).sum(-1)
+    torch.testing.assert_close(sleep, -ref.mean())
+    mu, logvar = m.encoder(x)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    log_px = torch.distributions.Bernoulli(logits=m.decoder(z)).log_prob(x).sum(-1)
+    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    torch.testing.assert_close(wake, -(log_px + log_pz).mean())
+    with pytest.raises(ValueError, match="dreamed must be"):
+        V.wake_sleep_losses(m, x, dreamed=(z_d[:, :2], x_d))
+
+
+def test_dreams_are_draws_from_the_generative_model():
+    m = _tiny_model(5, x_dim=4, z_dim=2)
+    z, x = V.dream(m, 20_000, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (20_000, 2) and x.shape == (20_000, 4) and set(x.unique().tolist()) <= {0.0, 1.0}
+    assert not z.requires_grad and not x.requires_grad
+    p = torch.sigmoid(m.decoder(z))
+    # the pixels are Bernoulli(p(z)) given z: their residuals average to 0 within 4 standard errors
+    resid = (x - p).detach()
+    assert (resid.mean(0).abs() < 4 * (p * (1 - p)).detach().mean(0).sqrt() / math.sqrt(20_000)).all()
+    assert abs(float(z.mean())) < 0.03 and abs(float(z.var()) - 1) < 0.03
+
+
+def test_wake_sleep_training_raises_the_elbo_and_is_deterministic():
+    x_train, x_test = _fake_data(300, 100)
+    x_test_bin = V.binarize(x_test, V.TEST_BINARIZE_SEED)
+    cfg = _tiny_config(latents=(5,), headline_latent=5, epochs=8, curve_start=600, curve_images=None)
+    untrained = V._Trainer(cfg, 5, x_train, 3e-3, "cpu", "wake_sleep").model
+    before = V.evaluate_elbo(untrained, x_test_bin, generator=torch.Generator().manual_seed(0))
+    a = V.train_one(cfg, 5, x_train, x_test_bin, device="cpu", method="wake_sleep")
+    b = V.train_one(cfg, 5, x_train, x_test_bin, device="cpu", method="wake_sleep")
+    assert a["test_curve"] == b["test_curve"] and a["train_curve"] == b["train_curve"]
+    for pa, pb in zip(a["model"].parameters(), b["model"].parameters()):
+        assert torch.equal(pa, pb)
+    after = V.evaluate_elbo(a["model"], x_test_bin, generator=torch.Generator().manual_seed(0))
+    d = after - before  # paired over images
+    assert d.mean() > 20 and d.mean() > 4 * _se_of_mean(d), (before.mean(), after.mean())
+    assert a["test_curve"][-1][0] == 48 * 50 and a["train_curve"][-1][1] > a["train_curve"][0][1]
+    # the same networks and initial weights as AEVB's model of that size
+    aevb = V._Trainer(cfg, 5, x_train, 3e-3, "cpu").model
+    for pa, pb in zip(untrained.parameters(), aevb.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_bad_method_raises_naming_the_methods():
+    x_train, x_test = _fake_data(100, 20)
+    cfg = _tiny_config(latents=(2,), headline_latent=2, epochs=1)
+    msg = r"method must be one of \('aevb', 'wake_sleep'\).*got 'sleep_wake'"
+    with pytest.raises(ValueError, match=msg):
+        V.train_one(cfg, 2, x_train, x_test, method="sleep_wake")
+    with pytest.raises(ValueError, match=msg):
+        V.checkpoint_path(cfg, 2, "sleep_wake")
+    with pytest.raises(ValueError, match=msg):
+        V._Trainer(cfg, 2, x_train, 1e-3, "cpu", "sleep_wake")
+    assert V.checkpoint_path(cfg, 2, "wake_sleep") != V.checkpoint_path(cfg, 2)
+    assert "wake_sleep" in V.checkpoint_path(cfg, 2, "wake_sleep").name
+
+
+def test_latent_usage_finds_the_dimensions_the_encoder_ignores():
+    torch.manual_seed(0)
+    m = V.VAE(30, 5, 16, init_std=None).double()
+    with torch.no_grad():  # dimensions 1 and 3: q(z_u|x) = N(0, 1) for every x
+        for layer in (m.encoder.mean, m.encoder.logvar):
+            layer.weight[[1, 3]] = 0.0
+            layer.bias[[1, 3]] = 0.0
+        m.encoder.mean.weight[[0, 2, 4]] *= 10  # the others vary clearly with x
+    x = V.binarize(_latent_images(400), seed=0).double()
+    usage = V.latent_usage(m, x, batch_size=64)
+    kl, activity = usage["kl"], usage["activity"]
+    assert kl.shape == activity.shape == (5,)
+    assert kl[1] == 0 and kl[3] == 0 and activity[1] == 0 and activity[3] == 0
+    assert (kl[[0, 2, 4]] > 0).all() and (activity[[0, 2, 4]] > 0.01).all()
+    assert usage["active"] == 3 and V.latent_usage(m, x, threshold=1e9)["active"] == 0
+    mu, logvar = m.encode(x)
+    torch.testing.assert_close(kl.sum(), V.gaussian_kl(mu, logvar).mean().detach())
+    torch.testing.assert_close(activity, mu.detach().var(0, correction=0))
+    with pytest.raises(ValueError, match="threshold must be a finite number >= 0"):
+        V.latent_usage(m, x, threshold=-1.0)
+
+
+def test_carry_takes_the_aevb_numbers_and_still_trains_wake_sleep(tmp_path, monkeypatch):
+    data = _fake_data(100, 30)
+    monkeypatch.setattr(V, "load_data", lambda limit=None: (data[0][:limit], data[1]))
+    cfg = _tiny_config(epochs=1, wake_sleep_latents=(20,))
+    with pytest.raises(FileNotFoundError):  # nothing to carry from yet
+        V.run(dataclasses.replace(cfg, carry=("nz2",)), scale="quick", results_dir=tmp_path)
+    first = V.run(cfg, scale="quick", results_dir=tmp_path, command="first")
+    fm = first["metrics"]
+    for name in ("test_elbo_wake_sleep", "test_elbo_wake_sleep_se", "train_elbo_wake_sleep",
+                 "train_seconds_wake_sleep", "active_units_wake_sleep"):
+        assert f"{name}.nz20" in fm and f"{name}.nz2" not in fm
+    assert "test_log_likelihood_iw_wake_sleep.nz20" not in fm
+    assert fm["train_s"] == pytest.approx(sum(fm[f"{n}.nz{z}"] for n, z in
+                                              [("train_seconds", 2), ("train_seconds", 20),
+                                               ("train_seconds_wake_sleep", 20)]))
+    for name in ("test_elbo_vs_samples_wake_sleep.nz20", "train_elbo_vs_samples_wake_sleep.nz20"):
+        assert first["curves"][name][-1][0] == 100
+
+    trained = []
+    real = V.train_one
+
+    def recording(config, nz, *args, method="aevb", **kwargs):
+        trained.append((nz, method))
+        return real(config, nz, *args, method=method, **kwargs)
+
+    monkeypatch.setattr(V, "train_one", recording)
+    models, ws_models = {}, {}
+    again = V.run(dataclasses.replace(cfg, carry=("nz2", "nz20")), scale="quick", results_dir=tmp_path,
+                  models=models, wake_sleep_models=ws_models)
+    assert trained == [(20, "wake_sleep")] and models == {} and list(ws_models) == [20]
+    m = again["metrics"]
+    for name, value in fm.items():
+        if "wake_sleep" not in name and name not in ("compute_s", "train_s"):
+            assert m[name] == value, name  # carried (the headline from the carried nz20)
+    assert m["test_elbo"] == fm["test_elbo.nz20"] and m["test_log_likelihood_iw"] == fm["test_log_likelihood_iw"]
+    for name, points in first["curves"].items():
+        if "wake_sleep" not in name:
+            assert again["curves"][name] == points, name
+    assert set(m) == set(fm) and set(again["curves"]) == set(first["curves"])
+    record = again["provenance"]["carried_over"]
+    assert record["prefixes"] == ["nz2", "nz20"] and "test_elbo.nz20" in record["metrics"]
+    assert not any("wake_sleep" in k for k in (*record["metrics"], *record["curves"]))
+    assert record["config"]["latents"] == [2, 20]
+    assert results.read("vae", "quick", tmp_path)["provenance"]["carried_over"] == record
+
+    # carrying only nz2: nz20's AEVB and wake-sleep models are trained, nz2's is not
+    trained.clear()
+    V.run(dataclasses.replace(cfg, carry=("nz2",)), scale="quick", results_dir=tmp_path, write=False)
+    assert trained == [(20, "aevb"), (20, "wake_sleep")]

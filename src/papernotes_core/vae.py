@@ -28,6 +28,14 @@ What the module holds:
   :math:`\log p(x)`, the exact posterior, the ELBO of any Gaussian :math:`q` and the IW bound can
   all be compared, and the score-function (REINFORCE) and reparameterised gradient estimators on
   a toy problem (:func:`score_function_gradient`, :func:`reparameterized_gradient`);
+* the wake-sleep algorithm (Hinton et al., 1995), the baseline of the paper's Fig. 2, with the
+  same networks (:func:`wake_sleep_losses`, :func:`dream`): the wake phase fits the decoder
+  :math:`p_\theta(x \mid z)` to :math:`z \sim q_\phi(z \mid x)` drawn for the data, the sleep
+  phase fits the encoder to :math:`(z, x)` "dreamed" from :math:`p(z)\,p_\theta(x \mid z)`;
+* the latent usage of a trained encoder (:func:`latent_usage`): per latent dimension, the KL
+  of :math:`q_\phi(z_u \mid x)` from the prior averaged over images, the activity
+  :math:`\operatorname{Cov}_x(\mathbb E_q[z_u])` and the number of active units (Burda et al.,
+  2015), to measure whether the unused dimensions of a large :math:`N_z` collapse onto the prior;
 * the experiment of Sec. 5 / Fig. 2 (:class:`Config`, :func:`run`), which writes
   ``results/<scale>/vae.json``. Run it from the shell:
   ``PAPERNOTES_SCALE=cpu python -m papernotes_core.vae``.
@@ -63,6 +71,22 @@ Evaluation protocol (fixed; every scale follows it)
   images; ``train_elbo_vs_samples.nz{N}`` is the mean minibatch ELBO of training (:math:`L = 1`,
   without the weight-decay term) over the steps since the previous point (at most the last
   epoch's worth).
+* Latent usage, on the same binarised test images, for every latent size trained:
+  ``active_units.nz{N}`` (dimensions whose :math:`\operatorname{Var}_x \mu_u(x) > 0.01`) and
+  ``latent_kl_total.nz{N}`` (the mean KL term of the test ELBO, the sum of the per-dimension
+  KLs); curves ``latent_kl_per_dim.nz{N}`` (``[rank, KL]``, dimensions by decreasing KL) and
+  ``latent_activity_per_dim.nz{N}`` (``[rank, activity]``, the same dimensions, same order).
+* Wake-sleep (``Config.wake_sleep_latents``): a second model per listed size, with the same
+  networks, initial weights, optimizer, step-size choice and weight decay, trained by
+  wake-sleep for the same number of steps (each step: one wake update on a data minibatch and
+  one sleep update on as many dreams). Its ELBO is measured exactly as AEVB's, with its encoder
+  as :math:`q` (the paper plots the lower bound for both): ``test_elbo_wake_sleep.nz{N}``,
+  ``test_elbo_wake_sleep_se.nz{N}``, ``train_elbo_wake_sleep.nz{N}``,
+  ``train_seconds_wake_sleep.nz{N}``, curves ``test_elbo_vs_samples_wake_sleep.nz{N}`` and
+  ``train_elbo_vs_samples_wake_sleep.nz{N}``; no IW estimate.
+* ``Config.carry``: a run may take the AEVB numbers of some sizes (``"nz3"``, ...) from the
+  existing results file of its scale instead of training them again
+  (``provenance.carried_over`` says which and from which commit).
 
 Paper settings (Sec. 5, checked against a transcription of the paper's text) and our departures
 -------------------------------------------------------------------------------------------------
@@ -102,6 +126,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -117,6 +142,8 @@ from . import evaluation, results, runtime, training
 SLUG = "vae"
 LIKELIHOODS = ("bernoulli", "gaussian")
 OPTIMIZERS = ("adagrad", "adam")
+#: The training methods: the paper's AEVB and the wake-sleep baseline of its Fig. 2.
+METHODS = ("aevb", "wake_sleep")
 #: Fig. 2's latent sizes and Sec. 5's Adagrad step sizes.
 PAPER_LATENTS = (3, 5, 10, 20, 200)
 PAPER_LRS = (0.01, 0.02, 0.1)
@@ -475,6 +502,131 @@ def evaluate_log_likelihood_iw(model: VAE, x: torch.Tensor, *, k: int = 5000, ba
 
 
 # --------------------------------------------------------------------------------------------
+# The wake-sleep baseline (Hinton et al., 1995; the paper's Fig. 2)
+# --------------------------------------------------------------------------------------------
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} (the paper's AEVB or the wake-sleep baseline of "
+                         f"Fig. 2), got {method!r}")
+    return method
+
+
+@torch.no_grad()
+def dream(model: VAE, n: int, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The sleep phase's "dreams": ``n`` pairs :math:`(z, x)` from the generative model alone,
+    :math:`z \sim p(z) = \mathcal N(0, I)`, :math:`x \sim p_\theta(x \mid z)` (a binary draw of
+    every pixel for the Bernoulli decoder, a Gaussian draw for the Gaussian one). No gradient
+    flows through either. Returns ``(z, x)``, shapes ``(n, z_dim)`` and ``(n, x_dim)``."""
+    n = _check_positive_int("n", n, " (the number of dreams)")
+    ref = next(model.decoder.parameters())
+    z = model._randn((n, model.z_dim), ref, generator)
+    out = model.decode(z)
+    if model.likelihood == "bernoulli":
+        return z, torch.bernoulli(torch.sigmoid(out), generator=generator)
+    mean, logvar = out
+    return z, mean + torch.exp(0.5 * logvar) * model._randn(mean.shape, mean, generator)
+
+
+def _wake_sleep_terms(model: VAE, x: torch.Tensor, *, samples: int = 1, eps: torch.Tensor | None = None,
+                      dreamed: tuple[torch.Tensor, torch.Tensor] | None = None,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(wake_loss, sleep_loss, elbo)``: the two losses of :func:`wake_sleep_losses` and, free of
+    charge (no gradient), the minibatch ELBO of ``x`` per row, ``(B,)``, with the analytic KL and
+    the wake phase's draws of :math:`z` (the estimator AEVB's training curve records)."""
+    model._check_x(x)
+    with torch.no_grad():  # wake: z ~ q(z|x), sampled; no gradient into the encoder
+        mu, logvar = model.encode(x)
+        if eps is None:
+            samples = _check_positive_int("samples", samples, " (the number L of z samples)")
+            eps = model._randn((samples, *mu.shape), mu, generator)
+        elif eps.dim() != 3 or eps.shape[1:] != mu.shape:
+            raise ValueError(f"eps must have shape (L, {mu.shape[0]}, {mu.shape[1]}), got {tuple(eps.shape)}")
+        z = reparameterize(mu, logvar, eps)
+    rec = model.log_likelihood(x, z)  # (L, B): the gradient reaches the decoder only
+    wake = -(rec + standard_normal_log_density(z)).mean()
+    with torch.no_grad():
+        elbo = rec.detach().mean(0) - gaussian_kl(mu, logvar)
+    if dreamed is None:
+        z_d, x_d = dream(model, x.shape[0], generator=generator)
+    else:
+        z_d, x_d = dreamed
+        _check_tensor("the dreamed z", z_d, 2)
+        if z_d.shape[1] != model.z_dim or x_d.shape[0] != z_d.shape[0]:
+            raise ValueError(f"dreamed must be (z, x) of shapes (n, {model.z_dim}) and (n, {model.x_dim}), got "
+                             f"{tuple(z_d.shape)} and {tuple(x_d.shape)}")
+        z_d, x_d = z_d.detach(), x_d.detach()
+    mu_d, logvar_d = model.encode(x_d)  # sleep: the gradient reaches the encoder only
+    sleep = -gaussian_log_density(z_d, mu_d, logvar_d).mean()
+    return wake, sleep, elbo
+
+
+def wake_sleep_losses(model: VAE, x: torch.Tensor, generator: torch.Generator | None = None, *,
+                      samples: int = 1, eps: torch.Tensor | None = None,
+                      dreamed: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The two losses of the wake-sleep algorithm (Hinton et al., 1995), the paper's baseline in
+    Fig. 2, with this model's networks: the decoder is the generative model
+    :math:`p_\theta(x \mid z)` (prior :math:`\mathcal N(0, I)`), the encoder the recognition
+    model :math:`q_\phi(z \mid x)`. Returns ``(wake_loss, sleep_loss)``, scalars:
+
+    .. math::
+
+        \text{wake} &= -\frac1{LB}\sum_{i,l}\big(\log p_\theta(x_i \mid z_i^{(l)}) + \log p(z_i^{(l)})\big),
+        \quad z_i^{(l)} \sim q_\phi(z \mid x_i) \text{ (sampled, no gradient)},\\
+        \text{sleep} &= -\frac1B\sum_{i}\log q_\phi(\tilde z_i \mid \tilde x_i),
+        \quad \tilde z_i \sim \mathcal N(0, I),\ \tilde x_i \sim p_\theta(x \mid \tilde z_i)
+        \text{ (dreamed, no gradient)}.
+
+    The wake loss's gradient reaches only :math:`\theta` (the decoder) and the sleep loss's only
+    :math:`\phi` (the encoder): unlike AEVB, no single objective is optimised, and the sleep
+    phase fits :math:`q` by :math:`D_{KL}(p_\theta(z \mid x)\Vert q_\phi)` on dreams rather than by
+    the ELBO's :math:`D_{KL}(q_\phi \Vert p_\theta(z \mid x))` on data. ``B`` dreams are drawn,
+    ``B`` the rows of ``x``. ``eps`` (``(L, B, z_dim)``) fixes the wake phase's noise (otherwise
+    ``samples`` draws), ``dreamed`` = ``(z, x)`` fixes the dreams (otherwise :func:`dream`);
+    the rest comes from ``generator``.
+    """
+    wake, sleep, _ = _wake_sleep_terms(model, x, samples=samples, eps=eps, dreamed=dreamed, generator=generator)
+    return wake, sleep
+
+
+# --------------------------------------------------------------------------------------------
+# Latent usage: active units and the KL per dimension
+# --------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def latent_usage(model: VAE, x: torch.Tensor, *, threshold: float = 0.01, batch_size: int = 1000) -> dict:
+    r"""How much of the latent space the encoder uses on the images ``x``, dimension by dimension.
+
+    Returns ``{"kl": (J,), "activity": (J,), "active": int}`` (float64 tensors):
+
+    * ``kl``: :math:`\frac1n\sum_x D_{KL}\big(q_\phi(z_u \mid x)\Vert\mathcal N(0, 1)\big)
+      = \frac1n\sum_x \frac12\big(\mu_u^2 + \sigma_u^2 - \log\sigma_u^2 - 1\big)`, which sums over
+      :math:`u` to the mean of the ELBO's analytic KL term (:func:`gaussian_kl`);
+    * ``activity``: :math:`A_u = \operatorname{Cov}_x\big(\mathbb E_{q(z_u \mid x)}[z_u]\big)`, the
+      variance over ``x`` of :math:`\mu_u(x)` (divided by :math:`n`), Burda et al. (2015)'s measure;
+    * ``active``: the number of dimensions with :math:`A_u >` ``threshold`` (theirs: 0.01).
+
+    A dimension whose posterior is the prior for every image (:math:`\mu_u = 0`,
+    :math:`\sigma_u = 1`) has ``kl`` 0 and ``activity`` 0.
+    """
+    _check_tensor("x", x, 2)
+    if len(x) == 0:
+        raise ValueError("x must hold at least one image")
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+    batch_size = _check_positive_int("batch_size", batch_size)
+    was_training = model.training
+    model.eval()
+    encoded = [model.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    mu = torch.cat([m for m, _ in encoded]).double()
+    logvar = torch.cat([v for _, v in encoded]).double()
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).mean(0)
+    activity = mu.var(0, correction=0)
+    return {"kl": kl, "activity": activity, "active": int((activity > threshold).sum())}
+
+
+# --------------------------------------------------------------------------------------------
 # Probabilistic PCA: a model where everything is exact
 # --------------------------------------------------------------------------------------------
 
@@ -690,6 +842,18 @@ class Config:
     paper's weight decay :math:`\\frac1N\\log p(\\theta)`. ``train_limit`` trains on the first n
     training images (None: all 50,000). The evaluation fields are described in the module's
     protocol section. ``threads`` sets torch's intra-op threads.
+
+    ``wake_sleep_latents``: the latent sizes (from ``latents``) for which a second model, with
+    the same networks, initial weights, optimizer, step-size choice and weight decay, is trained
+    by wake-sleep (:func:`wake_sleep_losses`), the baseline of Fig. 2; ``()``: none.
+
+    ``carry``: latent-size prefixes such as ``"nz3"`` whose AEVB metrics and curves are taken
+    from the existing results file of this scale (:func:`results.carry_over`, recorded in
+    ``provenance.carried_over``) instead of being trained and evaluated again; those sizes stay
+    in ``latents`` but are skipped by the training loop. Wake-sleep models are never carried: a
+    size in both ``carry`` and ``wake_sleep_latents`` has its wake-sleep model trained. Neither
+    field enters the checkpoint names, so the AEVB checkpoints of a run with them are those of
+    the same run without them.
     """
 
     latents: tuple[int, ...] = PAPER_LATENTS
@@ -717,6 +881,8 @@ class Config:
     curve_samples: int = 1
     threads: int | None = None
     checkpoint: bool = True
+    wake_sleep_latents: tuple[int, ...] = ()
+    carry: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.latents, tuple) or not self.latents:
@@ -731,6 +897,17 @@ class Config:
             if not isinstance(self.iw_latents, tuple) or not set(self.iw_latents) <= set(self.latents):
                 raise ValueError(f"iw_latents must be None (all latent sizes) or a tuple of sizes from latents "
                                  f"{self.latents}, got {self.iw_latents!r}")
+        if (not isinstance(self.wake_sleep_latents, tuple) or not set(self.wake_sleep_latents) <= set(self.latents)
+                or len(set(self.wake_sleep_latents)) != len(self.wake_sleep_latents)):
+            raise ValueError(f"wake_sleep_latents must be a tuple of distinct sizes from latents {self.latents} "
+                             f"(() for no wake-sleep model), got {self.wake_sleep_latents!r}")
+        if not isinstance(self.carry, tuple) or len(set(self.carry)) != len(self.carry):
+            raise ValueError(f"carry must be a tuple of distinct prefixes like 'nz20', got {self.carry!r}")
+        for prefix in self.carry:
+            m = re.fullmatch(r"nz([1-9][0-9]*)", prefix) if isinstance(prefix, str) else None
+            if m is None or int(m.group(1)) not in self.latents:
+                raise ValueError(f"each entry of carry must be 'nz<N>' with N one of latents {self.latents}, "
+                                 f"got {prefix!r}")
         for name in ("hidden", "batch_size", "mc_samples", "lr_trial_steps", "epochs", "iw_samples",
                      "train_eval_images", "curve_per_decade", "curve_samples"):
             _check_positive_int(name, getattr(self, name))
@@ -782,16 +959,19 @@ class Config:
         one). Measured on two cores: 4.4 s per epoch for :math:`N_z = 20` (about 7.5 min of
         training per model); split the sizes over two processes with ``--latents`` and
         ``--no-write``, then run once more without them to gather (the checkpoints and the
-        cached evaluations make that fast).
+        cached evaluations make that fast). A wake-sleep model for :math:`N_z = 20`
+        (``wake_sleep_latents``), Fig. 2's comparison.
         """
-        return cls(latents=PAPER_LATENTS, iw_latents=(20,), optimizer="adam", lrs=(1e-3,), epochs=100, threads=1)
+        return cls(latents=PAPER_LATENTS, iw_latents=(20,), optimizer="adam", lrs=(1e-3,), epochs=100, threads=1,
+                   wake_sleep_latents=(20,))
 
     @classmethod
     def paper(cls) -> "Config":
         """The paper's settings (Sec. 5): 500 hidden units, :math:`N_z \\in \\{3,5,10,20,200\\}`,
         M = 100, L = 1, Adagrad with the step size chosen from {0.01, 0.02, 0.1}, N(0, 0.01)
         initialisation, weight decay from p(θ) = N(0, I); 10^8 training samples (2,000 epochs, our
-        assumption); IW with K = 5,000 on all 10,000 test images. For a GPU."""
+        assumption); IW with K = 5,000 on all 10,000 test images; a wake-sleep model beside every
+        AEVB one (Fig. 2). For a GPU."""
         # Sec. 5, as checked in a transcription of the paper: "All parameters, both variational
         # and generative, were initialized by random sampling from N(0, 0.01), and were jointly
         # stochastically optimized using the MAP criterion. Stepsizes were adapted with Adagrad;
@@ -799,7 +979,7 @@ class Config:
         # performance on the training set in the first few iterations. Minibatches of size
         # M = 100 were used, with L = 1 samples per datapoint." and "500 hidden units in case of
         # MNIST". The field defaults are these settings.
-        return cls()
+        return cls(wake_sleep_latents=PAPER_LATENTS)
 
 
 def load_data(train_limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -837,11 +1017,18 @@ _RUN_FIELDS = ("hidden", "likelihood", "batch_size", "mc_samples", "optimizer", 
                "curve_images", "curve_samples")
 
 
-def checkpoint_path(config: Config, nz: int):
-    """The checkpoint file of latent size ``nz``: a hash of :data:`_RUN_FIELDS` in its name."""
+def checkpoint_path(config: Config, nz: int, method: str = "aevb"):
+    """The checkpoint file of latent size ``nz`` trained by ``method``: a hash of
+    :data:`_RUN_FIELDS` (and, for wake-sleep, of the method) in its name. AEVB's name is the one
+    it had before wake-sleep existed, so its earlier checkpoints still resume."""
+    method = _check_method(method)
     fields = {k: getattr(config, k) for k in _RUN_FIELDS}
+    name = f"nz{nz}"
+    if method != "aevb":
+        fields["method"] = method
+        name = f"nz{nz}-{method}"
     key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
-    return runtime.checkpoints_dir() / SLUG / f"nz{nz}-seed{config.seed}-{key}.pt"
+    return runtime.checkpoints_dir() / SLUG / f"{name}-seed{config.seed}-{key}.pt"
 
 
 def make_optimizer(config: Config, model: nn.Module, lr: float, n_train: int) -> torch.optim.Optimizer:
@@ -863,9 +1050,17 @@ def make_optimizer(config: Config, model: nn.Module, lr: float, n_train: int) ->
 
 
 class _Trainer:
-    """One model's training state: the data of the current epoch, the noise, the loss."""
+    """One model's training state: the data of the current epoch, the noise, the loss.
 
-    def __init__(self, config: Config, nz: int, x_train: torch.Tensor, lr: float, device):
+    ``method="wake_sleep"`` trains the same networks, from the same initial weights, by
+    wake-sleep: each step's loss is ``wake + sleep`` (:func:`wake_sleep_losses`), whose gradient
+    is the wake loss's for the decoder and the sleep loss's for the encoder (the two never mix).
+    Adam and Adagrad act element by element, so one optimizer over both parameter sets takes
+    exactly the steps of two separate ones (one for θ, one for φ) with the same settings. Both
+    phases use the parameters from before the step."""
+
+    def __init__(self, config: Config, nz: int, x_train: torch.Tensor, lr: float, device, method: str = "aevb"):
+        self.method = _check_method(method)
         self.config, self.device, self.x_train = config, device, x_train
         with torch.random.fork_rng(devices=[]):  # the initial weights, leaving torch's global RNG as it was
             torch.manual_seed(_seed_from(config.seed, nz, 0))
@@ -888,6 +1083,11 @@ class _Trainer:
         optimizer's weight decay adds the :math:`\frac1N\log p(\theta)` term's gradient)."""
         x = self.data(self.sampler.epoch(step))
         idx = torch.as_tensor(self.sampler.indices(step), device=self.device)
+        if self.method == "wake_sleep":
+            wake, sleep, elbo = _wake_sleep_terms(self.model, x[idx], samples=self.config.mc_samples,
+                                                  generator=self.noise)
+            self.batch_elbos.append(float(elbo.mean()))
+            return wake + sleep
         elbo = self.model.elbo(x[idx], self.config.mc_samples, generator=self.noise).mean()
         self.batch_elbos.append(float(elbo.detach()))
         return -elbo
@@ -897,17 +1097,20 @@ class _Trainer:
                      log_every=max(1, stop - start), show_progress=False)
 
 
-def select_learning_rate(config: Config, nz: int, x_train: torch.Tensor, device=None) -> tuple[float, dict]:
+def select_learning_rate(config: Config, nz: int, x_train: torch.Tensor, device=None,
+                         method: str = "aevb") -> tuple[float, dict]:
     """Sec. 5's choice of step size "based on performance on the training set in the first few
-    iterations": each of ``config.lrs`` trains from the same initial weights on the same batches
-    for ``lr_trial_steps`` steps; the one with the highest mean minibatch ELBO over the second
-    half of its trial wins. Returns ``(lr, {lr: score})``; with one candidate, no trial."""
+    iterations": each of ``config.lrs`` trains (by ``method``) from the same initial weights on
+    the same batches for ``lr_trial_steps`` steps; the one with the highest mean minibatch ELBO
+    over the second half of its trial wins. Returns ``(lr, {lr: score})``; with one candidate,
+    no trial."""
+    method = _check_method(method)
     if len(config.lrs) == 1:
         return float(config.lrs[0]), {}
     device = device or runtime.device()
     scores = {}
     for lr in config.lrs:
-        trainer = _Trainer(config, nz, x_train, lr, device)
+        trainer = _Trainer(config, nz, x_train, lr, device, method)
         try:
             trainer.train(0, config.lr_trial_steps)
             tail = trainer.batch_elbos[config.lr_trial_steps // 2:]
@@ -922,27 +1125,31 @@ def select_learning_rate(config: Config, nz: int, x_train: torch.Tensor, device=
 
 
 def train_one(config: Config, nz: int, x_train: torch.Tensor, x_test_bin: torch.Tensor, *, device=None,
-              checkpoint: bool = False, progress=None) -> dict:
-    """Train the model of latent size ``nz``; return it with its curves.
+              checkpoint: bool = False, progress=None, method: str = "aevb") -> dict:
+    """Train the model of latent size ``nz`` by ``method`` (``"aevb"`` or ``"wake_sleep"``, see
+    :class:`_Trainer`); return it with its curves.
 
     Returns ``{"model", "lr", "lr_scores", "test_curve", "train_curve", "seconds", "steps"}``.
     The test ELBO is recorded at :func:`curve_steps`; with ``checkpoint`` the state is saved
     there and at the end of every epoch (atomically; the noise generator's state included), and
     a killed run resumes where it stopped and ends with the same curves. ``seconds`` is this
-    model's own compute time (learning-rate trials included), summed over resumes.
+    model's own compute time (learning-rate trials included), summed over resumes. Both methods
+    record the same curves: the test ELBO with the encoder as :math:`q`, and the mean minibatch
+    ELBO of the training batches.
     """
+    method = _check_method(method)
     device = device or runtime.device()
     spe = training.EpochSampler(len(x_train), config.batch_size, seed=config.seed, drop_last=True).steps_per_epoch
     total = spe * config.epochs
     evals = curve_steps(config, total)
     stops = sorted(set(evals) | set(range(spe, total + 1, spe)))
     curve_x = x_test_bin[:config.curve_images] if config.curve_images else x_test_bin
-    path = checkpoint_path(config, nz) if checkpoint else None
+    path = checkpoint_path(config, nz, method) if checkpoint else None
     t0 = time.perf_counter()
     if path is not None and path.exists():
         saved = training.load_checkpoint(path, map_location="cpu")
         lr, lr_scores = float(saved["lr"]), {float(k): float(v) for k, v in saved["lr_scores"].items()}
-        trainer = _Trainer(config, nz, x_train, lr, device)
+        trainer = _Trainer(config, nz, x_train, lr, device, method)
         trainer.model.load_state_dict(saved["model"])
         trainer.optimizer.load_state_dict(saved["optimizer"])
         trainer.noise.set_state(saved["noise"].cpu())
@@ -950,8 +1157,8 @@ def train_one(config: Config, nz: int, x_train: torch.Tensor, x_test_bin: torch.
         test_curve, train_curve = [list(p) for p in saved["test_curve"]], [list(p) for p in saved["train_curve"]]
         trainer.batch_elbos = list(saved["batch_elbos"])
     else:
-        lr, lr_scores = select_learning_rate(config, nz, x_train, device)
-        trainer = _Trainer(config, nz, x_train, lr, device)
+        lr, lr_scores = select_learning_rate(config, nz, x_train, device, method)
+        trainer = _Trainer(config, nz, x_train, lr, device, method)
         step, seconds, test_curve, train_curve = 0, 0.0, [], []
     seconds_before = seconds
     eval_gen = torch.Generator(device=device)
@@ -986,13 +1193,13 @@ def train_one(config: Config, nz: int, x_train: torch.Tensor, x_test_bin: torch.
             "train_curve": train_curve, "seconds": seconds, "steps": total}
 
 
-def load_trained(config: Config, nz: int, device=None) -> VAE:
-    """The finished model of latent size ``nz`` from its checkpoint (after a run with
-    ``checkpoint=True``), in eval mode; ``FileNotFoundError`` saying which run writes it."""
-    path = checkpoint_path(config, nz)
+def load_trained(config: Config, nz: int, device=None, method: str = "aevb") -> VAE:
+    """The finished model of latent size ``nz`` trained by ``method``, from its checkpoint (after a
+    run with ``checkpoint=True``), in eval mode; ``FileNotFoundError`` saying which run writes it."""
+    path = checkpoint_path(config, nz, method)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint for N_z={nz} at {path}: run this config with checkpoint=True "
-                                f"(e.g. `PAPERNOTES_SCALE=cpu python -m papernotes_core.vae`)")
+        raise FileNotFoundError(f"no {method} checkpoint for N_z={nz} at {path}: run this config with "
+                                f"checkpoint=True (e.g. `PAPERNOTES_SCALE=cpu python -m papernotes_core.vae`)")
     saved = training.load_checkpoint(path, map_location="cpu")
     if int(saved["step"]) < int(saved["total_steps"]):
         raise ValueError(f"the checkpoint {path} is at step {saved['step']} of {saved['total_steps']}: "
@@ -1004,26 +1211,47 @@ def load_trained(config: Config, nz: int, device=None) -> VAE:
 
 #: The config fields that shape one model's evaluation (with the trained weights).
 _EVAL_FIELDS = ("elbo_samples", "iw_samples", "iw_images", "train_eval_images", "seed")
+#: The version of what :func:`_evaluate` measures: bumped when it measures more, so that an
+#: older cached evaluation (without, e.g., the latent usage) is not reused.
+_EVAL_VERSION = 2
 
 
-def _evaluate(config: Config, nz: int, model: VAE, x_test_bin, x_train_eval, x_iw, device) -> dict:
-    """The protocol's metrics of one trained model: ``{"metrics": {...}, "seconds": s}``.
+def _latent_usage_results(model: VAE, x_test_bin: torch.Tensor) -> tuple[dict, dict]:
+    """:func:`latent_usage` on the test images as metrics (``active_units``, ``latent_kl_total``)
+    and curves (``latent_kl_per_dim``: ``[rank, kl]``, dimensions by decreasing KL, rank from 1;
+    ``latent_activity_per_dim``: ``[rank, activity]`` of the same dimensions in the same order)."""
+    usage = latent_usage(model, x_test_bin)
+    order = torch.argsort(usage["kl"], descending=True, stable=True).tolist()
+    kl, activity = usage["kl"].tolist(), usage["activity"].tolist()
+    metrics = {"active_units": usage["active"], "latent_kl_total": float(sum(kl))}
+    curves = {"latent_kl_per_dim": [[rank, kl[j]] for rank, j in enumerate(order, 1)],
+              "latent_activity_per_dim": [[rank, activity[j]] for rank, j in enumerate(order, 1)]}
+    return metrics, curves
 
+
+def _evaluate(config: Config, nz: int, model: VAE, x_test_bin, x_train_eval, x_iw, device,
+              method: str = "aevb") -> dict:
+    """The protocol's metrics of one trained model: ``{"metrics": {...}, "curves": {...}, "seconds": s}``.
+
+    Metrics: ``test_elbo``, ``test_elbo_se``, ``train_elbo``, the IW estimate (AEVB only, for
+    ``iw_latents``), and the latent usage on the test images (:func:`_latent_usage_results`).
     With ``config.checkpoint`` the result is cached beside the checkpoint, keyed on
-    :data:`_EVAL_FIELDS`, the device and a hash of the checkpoint file, so gathering a study
-    whose models were trained and evaluated in other processes does not evaluate them again.
+    :data:`_EVAL_FIELDS`, :data:`_EVAL_VERSION`, the method, the device and a hash of the
+    checkpoint file, so gathering a study whose models were trained and evaluated in other
+    processes does not evaluate them again.
     """
-    with_iw = config.iw_latents is None or nz in config.iw_latents
+    method = _check_method(method)
+    with_iw = method == "aevb" and (config.iw_latents is None or nz in config.iw_latents)
     cache, key = None, None
     if config.checkpoint:
-        ckpt = checkpoint_path(config, nz)
+        ckpt = checkpoint_path(config, nz, method)
         cache = ckpt.with_suffix(".eval.json")
-        key = {**{k: getattr(config, k) for k in _EVAL_FIELDS}, "iw": with_iw, "device": str(device),
-               "weights": hashlib.sha256(ckpt.read_bytes()).hexdigest()}
+        key = {**{k: getattr(config, k) for k in _EVAL_FIELDS}, "version": _EVAL_VERSION, "method": method,
+               "iw": with_iw, "device": str(device), "weights": hashlib.sha256(ckpt.read_bytes()).hexdigest()}
         if cache.is_file():
             saved = json.loads(cache.read_text())
             if saved.get("key") == key:
-                return {"metrics": saved["metrics"], "seconds": saved["seconds"]}
+                return {"metrics": saved["metrics"], "curves": saved["curves"], "seconds": saved["seconds"]}
     t0 = time.perf_counter()
     gen = torch.Generator(device=device)
     test = evaluate_elbo(model, x_test_bin, samples=config.elbo_samples,
@@ -1036,7 +1264,9 @@ def _evaluate(config: Config, nz: int, model: VAE, x_test_bin, x_train_eval, x_i
         iw = evaluate_log_likelihood_iw(model, x_iw, k=config.iw_samples, progress=config.iw_samples >= 1000,
                                         generator=gen.manual_seed(_seed_from(config.seed, nz, 5)))
         out["test_log_likelihood_iw"] = float(iw.mean())
-    result = {"metrics": out, "seconds": time.perf_counter() - t0}
+    usage, curves = _latent_usage_results(model, x_test_bin)
+    out.update(usage)
+    result = {"metrics": out, "curves": curves, "seconds": time.perf_counter() - t0}
     if cache is not None:
         training.write_atomic(cache, lambda f: f.write(json.dumps({"key": key, **result}).encode()))
     return result
@@ -1050,20 +1280,59 @@ PAPER = {
 }
 
 
+def _carried(config: Config, scale: str, results_dir) -> tuple[dict, dict, dict | None]:
+    """The AEVB metrics and curves of the sizes in ``config.carry`` from the existing results file
+    (:func:`results.carry_over`), without any wake-sleep entry (those are trained afresh); the
+    record lists what was taken. ``({}, {}, None)`` without ``carry``."""
+    if not config.carry:
+        return {}, {}, None
+    metrics, curves, record = results.carry_over(SLUG, scale, config.carry, results_dir)
+    metrics = {k: v for k, v in metrics.items() if "wake_sleep" not in k}
+    curves = {k: v for k, v in curves.items() if "wake_sleep" not in k}
+    for nz in (int(p[2:]) for p in config.carry):
+        if f"test_elbo.nz{nz}" not in metrics:
+            raise ValueError(f"carry: the {scale} results file has no AEVB test_elbo.nz{nz} to carry over")
+    record = {**record, "metrics": sorted(metrics), "curves": sorted(curves)}
+    return metrics, curves, record
+
+
 def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, results_dir=None,
-        device=None, command: str | None = None, models: dict | None = None) -> dict:
+        device=None, command: str | None = None, models: dict | None = None,
+        wake_sleep_models: dict | None = None) -> dict:
     """Train one model per latent size of ``config``, evaluate them; write and return the results.
 
     ``metrics``: ``test_elbo``, ``test_elbo_se``, ``test_log_likelihood_iw``, ``train_elbo`` (of
     ``headline_latent``) and the same with ``.nz{N}`` for every latent size (the IW estimate only
-    for ``iw_latents``), ``lr.nz{N}`` (the step size used), ``train_seconds.nz{N}`` and
-    ``train_s`` (training time, learning-rate trials included, summed over resumes),
-    ``seconds.nz{N}`` and ``compute_s`` (training and evaluation). ``curves``: ``test_elbo_vs_samples.nz{N}`` and ``train_elbo_vs_samples.nz{N}``.
-    See the module docstring for the protocol. Pass a dict as ``models`` to get the trained
-    models back, keyed by latent size (the results mapping itself holds only numbers).
+    for ``iw_latents``), ``lr.nz{N}`` (the step size used), ``train_seconds.nz{N}`` (training
+    time, learning-rate trials included, summed over resumes), ``seconds.nz{N}`` (training and
+    evaluation), ``active_units.nz{N}`` and ``latent_kl_total.nz{N}`` (:func:`latent_usage` on
+    the test images; the latter equals the mean KL term of ``test_elbo.nz{N}``). ``curves``:
+    ``test_elbo_vs_samples.nz{N}``, ``train_elbo_vs_samples.nz{N}``, ``latent_kl_per_dim.nz{N}``
+    (``[rank, kl]``, by decreasing KL) and ``latent_activity_per_dim.nz{N}`` (the same dimensions
+    in the same order).
+
+    For the sizes in ``wake_sleep_latents``, the wake-sleep model's ``test_elbo_wake_sleep``,
+    ``test_elbo_wake_sleep_se``, ``train_elbo_wake_sleep``, ``lr_wake_sleep``,
+    ``train_seconds_wake_sleep``, ``seconds_wake_sleep``, ``active_units_wake_sleep``,
+    ``latent_kl_total_wake_sleep`` (each ``.nz{N}``; no IW estimate) and the curves
+    ``test_elbo_vs_samples_wake_sleep.nz{N}``, ``train_elbo_vs_samples_wake_sleep.nz{N}``,
+    ``latent_kl_per_dim_wake_sleep.nz{N}``, ``latent_activity_per_dim_wake_sleep.nz{N}``.
+
+    The sizes in ``carry`` are not trained: their AEVB metrics and curves come from the existing
+    results file of this scale (read from ``results_dir`` when given), recorded in
+    ``provenance.carried_over``. ``train_s`` and ``compute_s`` sum ``train_seconds*`` and
+    ``seconds*`` over every model in the results, carried ones included (``provenance.wall_s``
+    is this run's). See the module docstring for the protocol. Pass dicts as ``models`` and
+    ``wake_sleep_models`` to get the trained models back, keyed by latent size (the results
+    mapping itself holds only numbers).
     """
+    if wake_sleep_models is not None and not isinstance(wake_sleep_models, dict):
+        raise TypeError(f"wake_sleep_models must be a dict to fill with the wake-sleep models, got "
+                        f"{type(wake_sleep_models).__name__}")
     study = results.start_study(Config, config, scale, device, models)
     config, device = study.config, study.device
+    metrics, curves, carried = _carried(config, study.scale, results_dir)
+    carried_latents = {int(p[2:]) for p in config.carry}
     x_train, x_test = load_data(config.train_limit)
     check_unit_interval(x_train, "the training images")
     x_test_bin = binarize(x_test, TEST_BINARIZE_SEED).to(device)
@@ -1071,31 +1340,37 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     x_iw = x_test_bin[:config.iw_images] if config.iw_images else x_test_bin
     x_train = x_train.to(device)
     spe = len(x_train) // config.batch_size
-    bar = training.progress(total=spe * config.epochs * len(config.latents), desc="VAE (all N_z)")
-    metrics, curves, compute_s, train_s = {}, {}, 0.0, 0.0
-    for nz in config.latents:
-        out = train_one(config, nz, x_train, x_test_bin, device=device, checkpoint=config.checkpoint, progress=bar)
+    jobs = [(nz, "aevb") for nz in config.latents if nz not in carried_latents]
+    jobs += [(nz, "wake_sleep") for nz in config.latents if nz in config.wake_sleep_latents]
+    bar = training.progress(total=spe * config.epochs * len(jobs), desc="VAE (all N_z)")
+    for nz, method in sorted(jobs, key=lambda job: config.latents.index(job[0])):
+        out = train_one(config, nz, x_train, x_test_bin, device=device, checkpoint=config.checkpoint, progress=bar,
+                        method=method)
         model = out["model"]
-        if models is not None:
-            models[nz] = model
-        evaluated = _evaluate(config, nz, model, x_test_bin, x_train_eval, x_iw, device)
-        metrics.update({f"{name}.nz{nz}": value for name, value in evaluated["metrics"].items()})
-        metrics[f"lr.nz{nz}"] = out["lr"]
-        metrics[f"train_seconds.nz{nz}"] = out["seconds"]
-        metrics[f"seconds.nz{nz}"] = out["seconds"] + evaluated["seconds"]
-        compute_s += out["seconds"] + evaluated["seconds"]
-        train_s += out["seconds"]
-        curves[f"test_elbo_vs_samples.nz{nz}"] = out["test_curve"]
-        curves[f"train_elbo_vs_samples.nz{nz}"] = out["train_curve"]
+        kept = models if method == "aevb" else wake_sleep_models
+        if kept is not None:
+            kept[nz] = model
+        evaluated = _evaluate(config, nz, model, x_test_bin, x_train_eval, x_iw, device, method)
+        tag = "" if method == "aevb" else "_wake_sleep"
+        for name, value in evaluated["metrics"].items():
+            name = "test_elbo_wake_sleep_se" if tag and name == "test_elbo_se" else name + tag
+            metrics[f"{name}.nz{nz}"] = value
+        metrics[f"lr{tag}.nz{nz}"] = out["lr"]
+        metrics[f"train_seconds{tag}.nz{nz}"] = out["seconds"]
+        metrics[f"seconds{tag}.nz{nz}"] = out["seconds"] + evaluated["seconds"]
+        curves[f"test_elbo_vs_samples{tag}.nz{nz}"] = out["test_curve"]
+        curves[f"train_elbo_vs_samples{tag}.nz{nz}"] = out["train_curve"]
+        curves.update({f"{name}{tag}.nz{nz}": points for name, points in evaluated["curves"].items()})
     bar.close()
     h = config.headline_latent
     for name in ("test_elbo", "test_elbo_se", "test_log_likelihood_iw", "train_elbo"):
         if f"{name}.nz{h}" in metrics:
             metrics[name] = metrics[f"{name}.nz{h}"]
-    metrics["compute_s"] = compute_s
-    metrics["train_s"] = train_s
+    metrics["compute_s"] = sum(v for k, v in metrics.items() if k.split(".")[0] in ("seconds", "seconds_wake_sleep"))
+    metrics["train_s"] = sum(v for k, v in metrics.items()
+                             if k.split(".")[0] in ("train_seconds", "train_seconds_wake_sleep"))
     return study.finish(SLUG, metrics, curves, PAPER, seeds=[config.seed], command=command, write=write,
-                        results_dir=results_dir)
+                        results_dir=results_dir, carried=carried)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1108,7 +1383,10 @@ def main(argv: list[str] | None = None) -> int:
     def only(config: Config, latents: list[int]) -> Config:
         headline = config.headline_latent if config.headline_latent in latents else latents[0]
         iw = None if config.iw_latents is None else tuple(n for n in config.iw_latents if n in latents)
-        return dataclasses.replace(config, latents=tuple(latents), headline_latent=headline, iw_latents=iw)
+        wake_sleep = tuple(n for n in config.wake_sleep_latents if n in latents)
+        carry = tuple(p for p in config.carry if int(p[2:]) in latents)
+        return dataclasses.replace(config, latents=tuple(latents), headline_latent=headline, iw_latents=iw,
+                                   wake_sleep_latents=wake_sleep, carry=carry)
 
     return runtime.study_main(SLUG, Config, run, argv, narrow=("--latents", {"nargs": "+", "type": int}, only),
                               description=main.__doc__)
