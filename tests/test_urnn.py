@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -433,6 +434,12 @@ def test_paper_sizes_give_about_the_same_parameter_counts():
     ("pixel_size", 5, "pixel_size must divide 28"),
     ("copy_steps", -1, "copy_steps must be an int >= 0"),
     ("lrs", (), "lrs must be a non-empty tuple"),
+    ("lrs", (1e-3, 1e-3), "lrs must be a non-empty tuple of distinct"),
+    ("seeds", (0, 0), "seeds must be a tuple of distinct ints >= 0"),
+    ("seeds", (-1,), "seeds must be a tuple of distinct ints >= 0"),
+    ("seeds", (0, 20), r"seed 20 would train the copy problem at T = 20 on its test sequences"),
+    ("adding_batch", 0, "adding_batch must be a positive int"),
+    ("adding_hidden", (("urnn", 8),), "adding_hidden must be a tuple of .* naming every model"),
 ])
 def test_bad_configs_raise(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -448,15 +455,26 @@ def test_run_writes_every_task_for_every_model(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "pixel_mnist", fake_pixel)
     cfg = dataclasses.replace(U.Config.quick(), copy_T=(5,), adding_T=(6,), pixel_size=4, copy_steps=4, adding_steps=4,
                               pixel_steps=3, pixel_variants=("plain", "permuted"), test_sequences=30,
-                              pixel_test_images=60, eval_every=2, lrs=(1e-3, 1e-2),
+                              pixel_test_images=60, pixel_val_images=50, eval_every=2, lrs=(1e-3, 1e-2),
                               small_hidden=(("urnn", 8), ("lstm", 4), ("irnn", 6), ("tanh", 6)),
-                              pixel_hidden=(("urnn", 8), ("lstm", 4), ("irnn", 6), ("tanh", 6)))
+                              adding_hidden=(("urnn", 8), ("lstm", 4), ("irnn", 6), ("tanh", 6)),
+                              pixel_hidden=(("urnn", 8), ("lstm", 4), ("irnn", 6), ("tanh", 6)), norm_sequences=3)
     out = U.run(cfg, scale="quick", results_dir=tmp_path, command="test")
     m = results.read("urnn", "quick", tmp_path)["metrics"]
     for kind in U.MODELS:
         for task in ("copy_t5_test_xent", "adding_t6_test_mse", "pixel_mnist_test_acc", "permuted_pixel_mnist_test_acc"):
             assert math.isfinite(m[f"{task}.{kind}"]) and m[f"lr.{task}.{kind}"] in (1e-3, 1e-2), (task, kind)
-            assert [p[0] for p in out["curves"][f"{task}_vs_step.{kind}"]][-1] in (3, 4)
+            assert math.isfinite(m[f"val.{task}.{kind}"]), (task, kind)
+            # the curve is the validation score; its last point is the winner's validation score
+            curve = out["curves"][f"{task}_vs_step.{kind}"]
+            assert [p[0] for p in curve][-1] in (3, 4) and curve[-1][1] == m[f"val.{task}.{kind}"]
+        for task in ("copy_t5_test_xent", "adding_t6_test_mse"):
+            assert m[f"{task}.{kind}.seed0"] == m[f"{task}.{kind}"] and m[f"{task}_sd.{kind}"] == 0.0
+        for name in ("hidden_norm_vs_t", "grad_norm_vs_t"):
+            for suffix in ("", ".init"):
+                c = out["curves"][f"{name}.copy.{kind}{suffix}"]
+                assert [p[0] for p in c] == list(range(1, 5 + 20 + 1)) and all(math.isfinite(p[1]) for p in c)
+    assert m["params.adding_t6_test_mse.urnn"] == U.count_parameters(U.make_model("urnn", 2, 1, {"urnn": 8}))
     assert m["copy_t5_test_xent"] == m["copy_t5_test_xent.urnn"]
     assert m["copy_t5_baseline_xent"] == pytest.approx(10 * math.log(8) / 25)
     json.dumps(out)
@@ -469,3 +487,309 @@ def test_the_urnn_learns_to_copy_over_a_short_gap():
                               small_hidden=(("urnn", 32), ("lstm", 4), ("irnn", 6), ("tanh", 6)))
     m = U.run(cfg, scale="quick", write=False)["metrics"]
     assert m["copy_t8_test_xent"] < 0.5 * m["copy_t8_baseline_xent"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Learning rates chosen on validation data; the test data scored once, afterwards
+# ----------------------------------------------------------------------------------------------
+
+def test_select_by_validation_picks_the_best_in_either_direction():
+    pairs = [(1e-4, 0.30), (1e-3, 0.10), (1e-2, 0.50), (1e-1, 0.10)]
+    assert U.select_by_validation(pairs, lower_is_better=True) == (1e-3, 0.10)      # tie: the earlier one
+    assert U.select_by_validation(pairs, lower_is_better=False) == (1e-2, 0.50)
+    # NaN is worse than any number, either way; all NaN: the first
+    nan = float("nan")
+    assert U.select_by_validation([(1e-3, nan), (1e-2, 0.9)], True) == (1e-2, 0.9)
+    assert U.select_by_validation([(1e-3, nan), (1e-2, 0.1)], False) == (1e-2, 0.1)
+    lr, score = U.select_by_validation([(1e-3, nan), (1e-2, nan)], True)
+    assert lr == 1e-3 and math.isnan(score)
+    assert U.select_by_validation(iter([(1e-3, 2)]), True) == (1e-3, 2.0)
+    with pytest.raises(ValueError, match="candidates must be a non-empty sequence"):
+        U.select_by_validation([], True)
+    with pytest.raises(TypeError, match=r"candidates must be \(lr, validation score\) pairs"):
+        U.select_by_validation([(1e-3, 0.1, "test")], True)
+    with pytest.raises(TypeError, match="lower_is_better must be True or False"):
+        U.select_by_validation([(1e-3, 0.1)], "lower")
+
+
+@pytest.mark.parametrize("lower_is_better, chosen", [(True, 1), (False, 2)])
+def test_fit_scores_only_the_chosen_model_on_the_test_data_once_after_all_training(monkeypatch, lower_is_better,
+                                                                                  chosen):
+    lrs = (1e-3, 1e-2, 1e-1)
+    val_scores = (0.5, 0.2, 0.9)        # by model: the second is best when lower, the third when higher
+    built, events, selections = [], [], []
+
+    initial = []
+
+    def make():
+        built.append(U.make_model("tanh", 2, 1, {"tanh": 3}))
+        initial.append({k: v.clone() for k, v in built[-1].state_dict().items()})
+        return built[-1]
+
+    def next_batch():
+        gen = torch.Generator().manual_seed(0)
+        return lambda step: tasks.adding_problem(4, 5, generator=gen)
+
+    def validate(model):
+        i = next(i for i, m in enumerate(built) if m is model)
+        events.append(("val", i))
+        return val_scores[i]
+
+    def test(model):
+        events.append(("test", next(i for i, m in enumerate(built) if m is model)))
+        return 0.123
+
+    real = U.select_by_validation
+
+    def spy(candidates, lower_is_better):
+        candidates = list(candidates)
+        selections.append(candidates)
+        events.append(("select", None))
+        return real(candidates, lower_is_better)
+
+    monkeypatch.setattr(U, "select_by_validation", spy)
+    out = U._fit(lrs=lrs, seed=0, make=make, next_batch=next_batch, loss_fn=lambda o, y: ((o[:, -1] - y) ** 2).mean(),
+                 validate=validate, test=test, steps=3, eval_every=1, clip=1.0, device="cpu",
+                 lower_is_better=lower_is_better)
+    assert len(built) == 3
+    # training: validation after every update of every run, in the order of the grid
+    assert events[:9] == [("val", 0)] * 3 + [("val", 1)] * 3 + [("val", 2)] * 3
+    # then the selection, which saw only (lr, validation score) pairs, then one test evaluation
+    assert events[9:] == [("select", None), ("test", chosen)]
+    assert selections == [list(zip(lrs, val_scores))]
+    assert out["lr"] == lrs[chosen] and out["val"] == val_scores[chosen] and out["test"] == 0.123
+    assert out["model"] is built[chosen] and [p[1] for p in out["curve"]] == [val_scores[chosen]] * 3
+    # every learning rate starts from the same initialisation (seed), and training moved them
+    for state in initial[1:]:
+        assert all(torch.equal(state[k], initial[0][k]) for k in state)
+    assert not torch.equal(built[chosen].net.rnn.weight_hh_l0, initial[chosen]["net.rnn.weight_hh_l0"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Seeds, the adding problem's sizes and the cache
+# ----------------------------------------------------------------------------------------------
+
+def test_adding_and_copying_sizes_and_the_cpu_config():
+    paper, cpu = U.Config.paper(), U.Config.cpu()
+    assert dict(paper.adding_hidden) == {"urnn": 512, "lstm": 128, "irnn": 128, "tanh": 128}
+    assert dict(paper.small_hidden) == {"urnn": 128, "lstm": 40, "irnn": 80, "tanh": 80}
+    assert paper.batch == 20 and paper.adding_batch == 50 and paper.run_seeds == (0,)
+    assert cpu.run_seeds == (0, 1, 2) and cpu.cache and cpu.copy_T == (100,) and cpu.adding_T == (100,)
+    assert cpu.copy_steps == cpu.adding_steps == 2000 and cpu.adding_hidden == paper.adding_hidden
+    assert dataclasses.replace(cpu, seeds=()).run_seeds == (cpu.seed,)
+    # held-out sequences never share a generator seed with training, for any seed we allow
+    for task in ("copy", "adding"):
+        for s in (0, 1, 2, 7):
+            d = U._data_seeds(task, s, 100)
+            assert len({d["train"], d["val"], d["test"]}) == 3
+
+
+def tiny_config(**kw):
+    hidden = (("urnn", 6), ("lstm", 3), ("irnn", 4), ("tanh", 4))
+    base = dict(copy_T=(4,), adding_T=(5,), copy_steps=3, adding_steps=3, pixel_steps=0, test_sequences=20,
+                val_sequences=10, eval_every=3, norm_sequences=2, models=("urnn", "tanh"), small_hidden=hidden,
+                adding_hidden=hidden, pixel_hidden=hidden)
+    return dataclasses.replace(U.Config.quick(), **{**base, **kw})
+
+
+def test_seeds_give_mean_sd_and_per_seed_results():
+    out = U.run(tiny_config(seeds=(0, 1, 2)), scale="quick", write=False)
+    m, c = out["metrics"], out["curves"]
+    for task in ("copy_t4_test_xent", "adding_t5_test_mse"):
+        for kind in ("urnn", "tanh"):
+            per = [m[f"{task}.{kind}.seed{s}"] for s in (0, 1, 2)]
+            assert len(set(per)) == 3, (task, kind)                     # the seeds differ
+            assert m[f"{task}.{kind}"] == pytest.approx(sum(per) / 3)
+            mean = sum(per) / 3
+            assert m[f"{task}_sd.{kind}"] == pytest.approx(math.sqrt(sum((v - mean) ** 2 for v in per) / 2))
+            assert m[f"val.{task}.{kind}"] == pytest.approx(sum(m[f"val.{task}.{kind}.seed{s}"] for s in (0, 1, 2)) / 3)
+            assert c[f"{task}_vs_step.{kind}"] == c[f"{task}_vs_step.{kind}.seed0"]
+            assert c[f"{task}_vs_step.{kind}.seed1"] != c[f"{task}_vs_step.{kind}.seed0"]
+        assert m[task] == m[f"{task}.urnn"]
+    assert out["provenance"]["seeds"] == [0, 1, 2]
+    # a single-seed run of seed 1 gives seed 1's numbers
+    one = U.run(tiny_config(seeds=(1,)), scale="quick", write=False)["metrics"]
+    assert one["copy_t4_test_xent.urnn"] == m["copy_t4_test_xent.urnn.seed1"]
+    assert one["copy_t4_test_xent_sd.urnn"] == 0.0
+
+
+def test_the_cache_gathers_seeds_run_in_separate_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path))
+    fitted = []
+    real_fit = U._fit
+
+    def counting_fit(**kw):
+        fitted.append(kw["seed"])
+        return real_fit(**kw)
+
+    monkeypatch.setattr(U, "_fit", counting_fit)
+    part = U.run(tiny_config(seeds=(1,), cache=True), scale="quick", write=False)
+    assert sorted(fitted) == [1] * 4                                   # 2 tasks x 2 models
+    assert len(list((tmp_path / "urnn").glob("*.json"))) == 4
+    fitted.clear()
+    whole = U.run(tiny_config(seeds=(0, 1), cache=True), scale="quick", write=False)
+    assert sorted(fitted) == [0] * 4                                   # seed 1 came from the cache
+    for name, value in part["metrics"].items():
+        if name.endswith(".seed1"):
+            assert whole["metrics"][name] == value, name
+    fitted.clear()
+    again = U.run(tiny_config(seeds=(1, 0), cache=True), scale="quick", write=False)   # order does not matter
+    assert fitted == []
+    assert again["metrics"]["copy_t4_test_xent.urnn.seed0"] == whole["metrics"]["copy_t4_test_xent.urnn.seed0"]
+    # a setting that shapes the unit is part of the key
+    U.run(tiny_config(seeds=(1,), cache=True, adding_batch=7), scale="quick", write=False)
+    assert sorted(fitted) == [1, 1]                                    # only the adding runs
+
+
+# ----------------------------------------------------------------------------------------------
+# Norms of the hidden states and of their gradients against time
+# ----------------------------------------------------------------------------------------------
+
+def linear_unitary_urnn(n=16, n_in=3):
+    """A float64 uRNN whose modReLU is the identity (b = 0: sigma(z) = |z| z/|z| = z; a large
+    positive b would add b to every modulus) and whose input matrix is zero: h_t = W h_{t-1}."""
+    runtime.seed_everything(0)
+    model = U.URNN(n_in, n, 2).double()
+    with torch.no_grad():
+        model.cell.V.zero_()
+        model.cell.bias.zero_()
+    return model
+
+
+def test_hidden_norm_is_constant_for_the_linear_unitary_urnn():
+    model = linear_unitary_urnn()
+    x = torch.randn(5, 40, 3, dtype=torch.float64)
+    norms = U.hidden_state_norms(model, x)
+    h0 = float(torch.linalg.vector_norm(model.initial_state(1).detach()))
+    assert norms.shape == (40,) and norms.dtype == np.float64
+    np.testing.assert_allclose(norms, h0, rtol=1e-12)
+    # the state does move
+    with torch.no_grad():
+        assert float((model.hidden_states(x)[:, -1] - model.initial_state(5)).abs().max()) > 0.1
+
+
+def test_gradient_norm_is_constant_in_time_for_the_linear_unitary_urnn():
+    model = linear_unitary_urnn()
+    x = torch.randn(5, 30, 3, dtype=torch.float64)
+    y = torch.randn(5, 2, dtype=torch.float64)
+    g = U.gradient_norms_vs_time(model, x, y, lambda out, y: ((out[:, -1] - y) ** 2).sum())   # depends on h_T only
+    assert g.shape == (30,) and g[-1] > 1e-3
+    assert float(np.abs(g / g[-1] - 1).max()) < 1e-5
+    # the same in float32
+    model32 = linear_unitary_urnn().float()
+    g32 = U.gradient_norms_vs_time(model32, x.float(), y.float(), lambda out, y: ((out[:, -1] - y) ** 2).sum())
+    assert float(np.abs(g32 / g32[-1] - 1).max()) < 1e-5
+    # with a loss at every step the gradient of the early states collects more terms
+    g_all = U.gradient_norms_vs_time(model, x, y, lambda out, y: (out ** 2).sum())
+    assert g_all[0] > g_all[-1]
+    # parameters' gradients are left alone
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_hidden_state_norms_are_those_of_the_models_states():
+    torch.manual_seed(0)
+    x = torch.randn(4, 9, 2)
+    for kind in U.MODELS:
+        model = U.make_model(kind, 2, 3, {"urnn": 8, "lstm": 5, "irnn": 6, "tanh": 6})
+        if kind == "urnn":
+            states = model.hidden_states(x)
+        else:
+            states, _ = model.net.rnn(x)            # the LSTM's h_t, not its cell
+        expected = torch.linalg.vector_norm(states, dim=-1).mean(0).double().detach().numpy()
+        np.testing.assert_allclose(U.hidden_state_norms(model, x), expected, rtol=1e-5, atol=1e-7)
+        # the step-by-step unrolling gives the model's own outputs
+        torch.testing.assert_close(U._unroll(model, x)[1], model(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="model must be a URNN, an irnn.RecurrentNet"):
+        U.hidden_state_norms(torch.nn.Linear(2, 3), x)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, T, 2\)"):
+        U.hidden_state_norms(U.make_model("tanh", 2, 3, {"tanh": 4}), torch.randn(4, 9, 3))
+
+
+def manual_recurrence(net, x, deltas):
+    """The baseline's recurrence written out from its weights, with h_t + delta_t passed on and
+    read out, so that dL/d delta_t = dL/dh_t: an independent computation of the gradients."""
+    r = net.rnn
+    w_ih, w_hh, b = r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0 + r.bias_hh_l0
+    n = net.hidden_size
+    h = torch.zeros(x.shape[0], n, dtype=x.dtype)
+    c = torch.zeros_like(h)
+    hs = []
+    for t in range(x.shape[1]):
+        a = x[:, t] @ w_ih.T + h @ w_hh.T + b
+        if net.kind == "lstm":
+            i, f, g, o = a[:, :n].sigmoid(), a[:, n:2 * n].sigmoid(), a[:, 2 * n:3 * n].tanh(), a[:, 3 * n:].sigmoid()
+            c = f * c + i * g
+            h = o * c.tanh()
+        else:
+            h = a.tanh() if net.kind == "tanh" else a.relu()
+        h = h + deltas[t]
+        hs.append(h)
+    return net.out(torch.stack(hs, 1))
+
+
+@pytest.mark.parametrize("kind", ["tanh", "lstm", "irnn"])
+def test_gradient_norms_of_a_baseline_match_an_independent_computation(kind):
+    from papernotes_core import irnn
+
+    torch.manual_seed(1)
+    net = irnn.RecurrentNet(kind, 2, 4, 3).double()
+    if kind == "irnn":
+        with torch.no_grad():
+            net.rnn.weight_ih_l0.normal_(0, 0.5)
+            net.out.weight.normal_(0, 0.5)
+    x = torch.randn(3, 7, 2, dtype=torch.float64)
+    y = torch.randn(3, 7, 3, dtype=torch.float64)
+
+    def loss_fn(out, y):
+        return ((out - y) ** 2).mean()
+
+    got = U.gradient_norms_vs_time(U._AllSteps(net), x, y, loss_fn)
+    deltas = [torch.zeros(3, 4, dtype=torch.float64, requires_grad=True) for _ in range(7)]
+    grads = torch.autograd.grad(loss_fn(manual_recurrence(net, x, deltas), y), deltas)
+    expected = np.array([float(g.norm(dim=1).mean()) for g in grads])
+    assert expected.min() > 1e-6
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    # and the independent computation against central finite differences at t = 3, unit 2 of sequence 1
+    eps = 1e-6
+    with torch.no_grad():
+        def loss_at(step):
+            d = [torch.zeros(3, 4, dtype=torch.float64) for _ in range(7)]
+            d[2][1, 2] = step
+            return float(loss_fn(manual_recurrence(net, x, d), y))
+        fd = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+    assert fd == pytest.approx(float(grads[2][1, 2]), rel=1e-6, abs=1e-10)
+    # a bare RecurrentNet: the loss sees the last step only
+    bare = U.gradient_norms_vs_time(net, x, y[:, -1], loss_fn)
+    assert bare.shape == (7,) and bare[-1] > 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradients of the real parameters behind the complex state, against finite differences
+# ----------------------------------------------------------------------------------------------
+
+def test_phase_and_reflection_gradients_match_central_finite_differences():
+    runtime.seed_everything(3)
+    model = U.URNN(2, 6, 2).double()
+    with torch.no_grad():
+        model.cell.bias.uniform_(-0.3, 0.1)        # modReLU not the identity
+    x = torch.randn(3, 5, 2, dtype=torch.float64)
+    target = torch.randn(3, 5, 2, dtype=torch.float64)
+
+    def loss():
+        return ((model(x) - target) ** 2).sum()
+
+    value = loss()
+    value.backward()
+    eps = 1e-6
+    for param, index in ((model.cell.v1, (1, 2)), (model.cell.v2, (0, 4)), (model.cell.theta2, (3,)),
+                         (model.cell.theta1, (0,))):
+        with torch.no_grad():
+            old = param[index].item()
+            param[index] = old + eps
+            up = loss().item()
+            param[index] = old - eps
+            down = loss().item()
+            param[index] = old
+        fd = (up - down) / (2 * eps)
+        assert abs(fd) > 1e-4
+        assert param.grad[index].item() == pytest.approx(fd, rel=1e-6)
