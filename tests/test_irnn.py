@@ -246,3 +246,24 @@ def test_a_diverging_run_is_counted_not_averaged(tmp_path, monkeypatch):
     m = I.run(cfg, scale="quick", write=False)["metrics"]
     assert m["adding_t8_diverged_noclip.irnn"] == 2 and "adding_t8_test_mse_noclip.irnn" not in m
     assert m["adding_t8_diverged_at_noclip.irnn.seed1"] == 3 and m["adding_t8_diverged.irnn"] == 0
+
+
+def test_pixel_lr_probe_is_reported_beside_not_instead_of_the_headline(monkeypatch):
+    def fake_pixel(split="train", *, permutation=None, limit=None):
+        y = torch.arange(100) % 10
+        x = y[:, None].float() / 10 + 0.05 * torch.rand(100, 784, generator=torch.Generator().manual_seed(0))
+        return tasks.as_sequences(x[:limit] if limit else x), (y[:limit] if limit else y)
+
+    monkeypatch.setattr(tasks, "pixel_mnist", fake_pixel)
+    lrs = []
+    real = I.train
+    monkeypatch.setattr(I, "train", lambda *a, **k: lrs.append(k["lr"]) or real(*a, **k))
+    cfg = dataclasses.replace(I.Config.quick(), kinds=("irnn", "lstm"), hidden=6, adding_T=(), pixel_steps=4,
+                              pixel_batch=20, pixel_size=4, pixel_test_images=50, eval_every=2,
+                              pixel_lr_probe=(1e-4,))
+    m = I.run(cfg, scale="quick", write=False)["metrics"]
+    assert lrs == [cfg.lr, cfg.lr, 1e-4]
+    assert m["pixel_mnist_test_acc"] == m["pixel_mnist_test_acc.irnn"]
+    assert "pixel_mnist_test_acc_lr1e-04.irnn" in m and "pixel_mnist_test_acc_lr1e-04.lstm" not in m
+    with pytest.raises(ValueError, match="pixel_lr_probe"):
+        dataclasses.replace(cfg, pixel_lr_probe=(0,))

@@ -62,3 +62,19 @@ def test_chapters_without_a_selection_have_one_candidate():
         assert isinstance(icfg.lr, float) and isinstance(icfg.sgd_lr, float)
         ecfg = getattr(elu.Config, scale)()
         assert isinstance(ecfg.lr, float)
+
+
+def test_urnn_learning_rate_is_chosen_on_validation_sequences():
+    """The uRNN study's grid: every learning rate is scored on validation sequences (a generator
+    seed of their own), the winner alone on the test set (tests/test_urnn.py follows the calls
+    of ``_fit`` one by one)."""
+    import inspect
+
+    from papernotes_core import urnn
+
+    assert list(inspect.signature(urnn.select_by_validation).parameters) == ["candidates", "lower_is_better"]
+    assert urnn.select_by_validation([(1e-3, 0.5), (1e-2, 0.2)], lower_is_better=True) == (1e-2, 0.2)
+    assert urnn.select_by_validation([(1e-3, 0.5), (1e-2, 0.2)], lower_is_better=False) == (1e-3, 0.5)
+    assert urnn._VAL_SEED not in urnn._TEST_SEED.values()
+    fit = inspect.signature(urnn._fit).parameters
+    assert {"validate", "test"} <= set(fit)
