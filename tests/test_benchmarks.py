@@ -7,7 +7,7 @@ from benchmarks import harness
 
 def test_time_call_measures_per_call_seconds():
     t = harness.time_call(lambda: time.sleep(0.01), inner=3)
-    assert 0.009 < t < 0.05
+    assert 0.009 < t < 0.5   # the upper bound is loose: a loaded machine deschedules a sleeping thread
     with pytest.raises(ValueError):
         harness.time_call(lambda: None, inner=0)
 
