@@ -356,6 +356,17 @@ class VAE(nn.Module):
     def _randn(self, shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
 
+    def _noise(self, mu: torch.Tensor, samples: int, eps: torch.Tensor | None,
+               generator: torch.Generator | None) -> torch.Tensor:
+        """The reparameterisation noise ``(L, B, z_dim)``: ``eps`` checked against ``mu``'s shape,
+        or ``samples`` fresh standard-normal draws from ``generator``."""
+        if eps is None:
+            samples = _check_positive_int("samples", samples, " (the number L of z samples)")
+            return self._randn((samples, *mu.shape), mu, generator)
+        if eps.dim() != 3 or eps.shape[1:] != mu.shape:
+            raise ValueError(f"eps must have shape (L, {mu.shape[0]}, {mu.shape[1]}), got {tuple(eps.shape)}")
+        return eps
+
     def elbo(self, x: torch.Tensor, samples: int = 1, *, eps: torch.Tensor | None = None,
              analytic_kl: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         r"""The per-datapoint lower bound estimate, shape ``(B,)``.
@@ -372,11 +383,7 @@ class VAE(nn.Module):
         :math:`L` = ``samples`` draws come from ``generator`` (default: torch's global one).
         """
         mu, logvar = self.encode(x)
-        if eps is None:
-            samples = _check_positive_int("samples", samples, " (the number L of z samples)")
-            eps = self._randn((samples, *mu.shape), mu, generator)
-        elif eps.dim() != 3 or eps.shape[1:] != mu.shape:
-            raise ValueError(f"eps must have shape (L, {mu.shape[0]}, {mu.shape[1]}), got {tuple(eps.shape)}")
+        eps = self._noise(mu, samples, eps, generator)
         z = reparameterize(mu, logvar, eps)
         rec = self.log_likelihood(x, z).mean(0)
         if analytic_kl:
@@ -537,11 +544,7 @@ def _wake_sleep_terms(model: VAE, x: torch.Tensor, *, samples: int = 1, eps: tor
     model._check_x(x)
     with torch.no_grad():  # wake: z ~ q(z|x), sampled; no gradient into the encoder
         mu, logvar = model.encode(x)
-        if eps is None:
-            samples = _check_positive_int("samples", samples, " (the number L of z samples)")
-            eps = model._randn((samples, *mu.shape), mu, generator)
-        elif eps.dim() != 3 or eps.shape[1:] != mu.shape:
-            raise ValueError(f"eps must have shape (L, {mu.shape[0]}, {mu.shape[1]}), got {tuple(eps.shape)}")
+        eps = model._noise(mu, samples, eps, generator)
         z = reparameterize(mu, logvar, eps)
     rec = model.log_likelihood(x, z)  # (L, B): the gradient reaches the decoder only
     wake = -(rec + standard_normal_log_density(z)).mean()
