@@ -41,7 +41,10 @@ from .replay import ReplayMemory
 
 NETWORKS = ("mlp", "2013", "nature")
 LOSSES = ("mse", "huber")
-OPTIMIZERS = ("rmsprop", "adam")
+OPTIMIZERS = ("rmsprop", "adam", "torch_rmsprop")
+#: Fields a checkpoint may be resumed under with another value: a run can be extended.
+EXTENDABLE = ("total_steps", "checkpoint_every")
+_MISSING = object()
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,11 +78,15 @@ class AtariQNetwork(nn.Module):
             raise ValueError(f"Atari network kind must be '2013' or 'nature', got {kind!r}")
         self.kind, self.stack = kind, stack
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
+        # Channels-last ("NHWC") weights: oneDNN's convolutions run faster in it on the CPU
+        # (measured in benchmarks/bench_dqn.py); the values are the same.
+        self.features.to(memory_format=torch.channels_last)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 4 or tuple(frames.shape[1:]) != (self.stack, 84, 84):
             raise ValueError(f"expected frames of shape (batch, {self.stack}, 84, 84), got {tuple(frames.shape)}")
-        return self.head(self.features(frames.float() / 255.0))
+        x = frames.contiguous(memory_format=torch.channels_last).float().mul_(1.0 / 255.0)
+        return self.head(self.features(x))
 
 
 class MLPQNetwork(nn.Module):
@@ -182,10 +189,21 @@ def greedy_actions(q_net: nn.Module, states: np.ndarray, device: torch.device) -
 @dataclasses.dataclass(frozen=True)
 class AgentConfig:
     """Every knob of one DQN training run, in one place. The defaults are the 2013 paper's where
-    it gives them (Sec. 5): RMSProp, minibatch 32, replay memory of 1M transitions, ε from 1 to
-    0.1 over the first 1M steps, frame skip 4 (in the environment), 10M steps, no target network,
-    squared loss, rewards clipped (in the environment). ``lr`` and γ are not in the paper: 2.5e-4
-    and 0.99 are the Nature paper's values.
+    it gives them (Sec. 5 and Algorithm 1): RMSProp, minibatch 32, replay memory of 1M
+    transitions, ε from 1 to 0.1 over the first 1M steps, frame skip 4 (in the environment), 10M
+    steps, one minibatch update at every step (``train_every=1``, Algorithm 1's inner loop; the
+    Nature agent's "update frequency" is 4), no target network, squared loss, rewards clipped (in
+    the environment). ``lr`` and γ are not in the paper: 2.5e-4 and 0.99 are the Nature paper's
+    values, and ``"rmsprop"`` is DeepMind's centred RMSProp (:class:`.optim.CentredRMSprop`), the
+    optimizer of their code; ``"torch_rmsprop"`` is ``torch.optim.RMSprop(alpha=0.95, eps=0.01)``,
+    which earlier versions of this chapter used (uncentred, eps outside the root: see
+    :mod:`.optim`), kept to reproduce the runs made with it; ``"adam"`` is Adam.
+
+    Diagnostics (2013 paper, Fig. 2): with ``heldout_states = n > 0`` a random policy collects
+    n states before training and the average over them of :math:`\\max_a Q(s, a)` is logged every
+    ``log_every`` steps; with ``eval_every = m > 0`` the network is evaluated (``eval_episodes``
+    episodes at ε = ``eval_epsilon``) every m steps during training. A checkpoint may be resumed
+    with a larger ``total_steps`` (and another ``checkpoint_every``): the run is extended.
 
     ``target_period`` counts *parameter updates* (the Nature paper's C = 10,000 is "measured in
     the number of parameter updates"); 0 means no target network (2013). ``eval_epsilon`` is the
@@ -203,7 +221,7 @@ class AgentConfig:
     replay_capacity: int = 1_000_000
     batch: int = 32
     learning_starts: int = 50_000
-    train_every: int = 4
+    train_every: int = 1
     gradient_steps: int = 1
     gamma: float = 0.99
     optimizer: str = "rmsprop"
@@ -220,6 +238,8 @@ class AgentConfig:
     max_episode_steps: int | None = None
     log_every: int = 10_000
     checkpoint_every: int = 0
+    eval_every: int = 0
+    heldout_states: int = 0
 
     def __post_init__(self):
         if not isinstance(self.env, str) or not self.env:
@@ -237,7 +257,7 @@ class AgentConfig:
         if isinstance(self.stack, bool) or not isinstance(self.stack, int) or self.stack < 1:
             raise ValueError(f"stack size must be >= 1, got {self.stack!r}")
         for name in ("total_steps", "learning_starts", "target_period", "eps_anneal_steps", "log_every",
-                     "checkpoint_every"):
+                     "checkpoint_every", "eval_every", "heldout_states"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {v!r}")
@@ -300,11 +320,85 @@ def make_network(cfg: AgentConfig, obs_shape: tuple[int, ...], n_actions: int) -
     return MLPQNetwork(cfg.stack * math.prod(obs_shape), n_actions, cfg.hidden)
 
 
-def _make_optimizer(cfg: AgentConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: AgentConfig, params) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.optimizer`` names, at ``cfg.lr``: ``"rmsprop"`` is DeepMind's centred
+    RMSProp (decay 0.95, 0.01 inside the square root; :class:`.optim.CentredRMSprop`),
+    ``"torch_rmsprop"`` is ``torch.optim.RMSprop(alpha=0.95, eps=0.01)`` (uncentred, eps outside
+    the root), ``"adam"`` is Adam with torch's defaults (the fused kernel on CPU and CUDA)."""
+    from .optim import CentredRMSprop
+
+    params = list(params)
     if cfg.optimizer == "rmsprop":
-        # The Nature paper's RMSProp: squared-gradient momentum 0.95, min squared gradient 0.01.
+        return CentredRMSprop(params, lr=cfg.lr, alpha=0.95, eps=0.01)
+    if cfg.optimizer == "torch_rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.95, eps=0.01)
-    return torch.optim.Adam(params, lr=cfg.lr)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
+
+
+def heldout_states(cfg: AgentConfig, n: int, seed: int, *, stride: int = 4) -> np.ndarray:
+    """The 2013 paper's fixed set of states for its Q diagnostic (Sec. 5.1, Fig. 2): ``n`` stacked
+    states, shape ``(n, stack, *obs_shape)``, met by a uniformly random policy in an environment
+    of its own (seeded from ``seed``) before training, one every ``stride`` steps. Deterministic
+    given ``seed``, so a resumed run collects the same set again."""
+    n = _check_int("n", n, 1)
+    stride = _check_int("stride", stride, 1)
+    env = make_env(cfg, seed=seed)
+    rng = np.random.default_rng([seed, 4])
+    obs, _ = env.reset(seed=seed)
+    frames = [obs] * cfg.stack
+    out, t = [], 0
+    while len(out) < n:
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        t += 1
+        if terminated or truncated:
+            obs, _ = env.reset()
+            frames = [obs] * cfg.stack
+        else:
+            frames = (frames + [obs])[-cfg.stack:]
+        if t % stride == 0:
+            out.append(np.stack(frames))
+    env.close()
+    return np.stack(out)
+
+
+def average_max_q(q_net: nn.Module, states: np.ndarray | torch.Tensor, device: torch.device | str | None = None,
+                  chunk: int = 256) -> float:
+    r"""The 2013 paper's Q diagnostic: :math:`\frac1n \sum_i \max_a Q(s_i, a)` over the held-out
+    ``states`` (evaluated in chunks, without gradient)."""
+    device = next(q_net.parameters()).device if device is None else torch.device(device)
+    if len(states) == 0:
+        raise ValueError("average_max_q needs at least one state, got an empty array")
+    total = 0.0
+    was_training = q_net.training
+    q_net.eval()
+    with torch.no_grad():
+        for i in range(0, len(states), chunk):
+            x = torch.as_tensor(states[i:i + chunk], device=device)
+            total += float(q_net(x).max(dim=1).values.double().sum())
+    q_net.train(was_training)
+    return total / len(states)
+
+
+def _pack_memory(state: dict) -> dict:
+    """A replay memory's state with its arrays zlib-compressed (Atari frames compress 10-30×)."""
+    import zlib
+
+    return {k: {"zlib": zlib.compress(np.ascontiguousarray(v).tobytes(), 1), "dtype": v.dtype.str,
+                "shape": list(v.shape)} if isinstance(v, np.ndarray) else v for k, v in state.items()}
+
+
+def _unpack_memory(state: dict) -> dict:
+    import zlib
+
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, dict) and "zlib" in v:
+            v = np.frombuffer(zlib.decompress(v["zlib"]), dtype=np.dtype(v["dtype"])).reshape(v["shape"]).copy()
+        elif isinstance(v, torch.Tensor):
+            v = v.numpy()
+        out[k] = v
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,6 +420,12 @@ class TrainResult:
     learn_seconds: float
     learn_steps: int
     memory: ReplayMemory
+    avg_max_q: list[tuple[int, float]] = dataclasses.field(default_factory=list)
+    action_counts: list[tuple[int, list[int]]] = dataclasses.field(default_factory=list)
+    evals: list[tuple[int, list[float]]] = dataclasses.field(default_factory=list)
+    eval_seconds: float = 0.0
+    resumed_from: int = 0
+    action_names: tuple[str, ...] = ()
 
 
 def update(q_net: nn.Module, target_net: nn.Module | None, optimizer: torch.optim.Optimizer, batch,
@@ -362,23 +462,33 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
     initial weights use torch's generator seeded from ``seed``; the environment is reset with
     ``seed`` once (later episodes continue its stream).
 
+    Diagnostics, as :class:`AgentConfig` asks for them: the average max-Q over held-out states
+    (every ``log_every`` steps), the counts of the greedy actions taken in each ``log_every``
+    window, and evaluations every ``eval_every`` steps (their time is kept apart in
+    ``eval_seconds``).
+
     ``checkpoint``: a file to resume from and to write every ``cfg.checkpoint_every`` steps and
-    at the end (atomically). It holds the network, the target network, the optimizer, the step
-    and the generators; the replay memory goes in only while it is under 512 MB (CartPole's
-    is; an Atari memory of 1M frames is 7 GB, so a resumed Atari run refills it for
-    ``learning_starts`` steps before learning resumes, and the environment starts a new episode).
+    at the end (atomically). It holds the network, the target network, the optimizer, the step,
+    the generators, the curves, and the replay memory zlib-compressed while its raw size is under
+    1 GB (CartPole's and a 10k-100k Atari memory are; the paper's 1M-frame memory is 7 GB, so a
+    resumed paper-scale run refills it for ``learning_starts`` steps before learning resumes).
+    The environment starts a new episode on resume. A checkpoint written under another config is
+    refused, except that ``total_steps`` may grow (the run is extended from where it stopped) and
+    ``checkpoint_every`` may change.
     """
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t_start = time.perf_counter()
     env = make_env(cfg, seed=seed)
     obs_shape = env.observation_space.shape
     n_actions = int(env.action_space.n)
+    action_names = tuple(env.unwrapped.get_action_meanings()) if hasattr(env.unwrapped, "get_action_meanings") \
+        else tuple(str(a) for a in range(n_actions))
     torch.manual_seed(seed)
     q_net = make_network(cfg, obs_shape, n_actions).to(device)
     target_net = copy.deepcopy(q_net) if cfg.target_period else None
     if target_net is not None:
         target_net.requires_grad_(False)
-    optimizer = _make_optimizer(cfg, q_net.parameters())
+    optimizer = make_optimizer(cfg, q_net.parameters())
     obs_dtype = env.observation_space.dtype
     memory = ReplayMemory(cfg.replay_capacity, tuple(obs_shape), stack=cfg.stack, obs_dtype=obs_dtype,
                           seed=np.random.default_rng([seed, 1]))
@@ -386,13 +496,23 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
     step, updates, learn_from = 0, 0, cfg.learning_starts
     episode_returns: list[tuple[int, float]] = []
     losses: list[tuple[int, float]] = []
-    # Time spent before this call (a resumed run adds it up): total, and from the first update on.
-    seconds0, learn_seconds0, learn_steps0 = 0.0, 0.0, 0
+    avg_max_q: list[tuple[int, float]] = []
+    action_counts: list[tuple[int, list[int]]] = []
+    evals: list[tuple[int, list[float]]] = []
+    # Time spent before this call (a resumed run adds it up): total, from the first update on, evaluating.
+    seconds0, learn_seconds0, learn_steps0, eval_seconds = 0.0, 0.0, 0, 0.0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.is_file():
         state = training.load_checkpoint(checkpoint, map_location=device)
-        if state["config"] != dataclasses.asdict(cfg):
-            raise ValueError(f"checkpoint {checkpoint} was written with another config; remove it to start afresh")
+        saved, mine = dict(state["config"]), dataclasses.asdict(cfg)
+        differs = sorted(k for k in set(saved) | set(mine)
+                         if k not in EXTENDABLE and saved.get(k, _MISSING) != mine.get(k, _MISSING))
+        if differs:
+            raise ValueError(f"checkpoint {checkpoint} was written with another config (it differs in {differs}); "
+                             f"remove it to start afresh (only {EXTENDABLE} may change on resume)")
+        if int(state["step"]) > cfg.total_steps:
+            raise ValueError(f"checkpoint {checkpoint} is at step {state['step']}, past total_steps={cfg.total_steps}: "
+                             f"a run can be extended, not shortened")
         q_net.load_state_dict(state["q_net"])
         if target_net is not None:
             target_net.load_state_dict(state["target_net"])
@@ -401,12 +521,17 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
         explore.bit_generator.state = state["explore_rng"]
         episode_returns = [tuple(x) for x in state["episode_returns"]]
         losses = [tuple(x) for x in state["losses"]]
+        avg_max_q = [tuple(x) for x in state.get("avg_max_q", [])]
+        action_counts = [(int(t), list(c)) for t, c in state.get("action_counts", [])]
+        evals = [(int(t), list(r)) for t, r in state.get("evals", [])]
         seconds0, learn_seconds0, learn_steps0 = state["seconds"], state["learn_seconds"], state["learn_steps"]
+        eval_seconds = float(state.get("eval_seconds", 0.0))
         if "memory" in state:
-            memory.load_state_dict({k: v.numpy() if isinstance(v, torch.Tensor) else v
-                                    for k, v in state["memory"].items()})
+            memory.load_state_dict(_unpack_memory(state["memory"]))
         else:
             learn_from = step + cfg.learning_starts
+    resumed_from = step
+    probe = heldout_states(cfg, cfg.heldout_states, seed=100_000 + seed) if cfg.heldout_states else None
 
     def timing() -> tuple[float, float, int]:
         now = time.perf_counter()
@@ -420,12 +545,13 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
         state = {"config": dataclasses.asdict(cfg), "q_net": q_net.state_dict(), "optimizer": optimizer.state_dict(),
                  "step": step, "updates": updates, "explore_rng": explore.bit_generator.state,
                  "episode_returns": [list(x) for x in episode_returns], "losses": [list(x) for x in losses],
+                 "avg_max_q": [list(x) for x in avg_max_q], "action_counts": [[t, list(c)] for t, c in action_counts],
+                 "evals": [[t, list(r)] for t, r in evals], "eval_seconds": eval_seconds,
                  "seconds": seconds, "learn_seconds": learn_seconds, "learn_steps": learn_steps_total}
         if target_net is not None:
             state["target_net"] = target_net.state_dict()
-        if memory.nbytes < 512 * 2**20:
-            state["memory"] = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                               for k, v in memory.state_dict().items()}
+        if memory.nbytes < 2**30:
+            state["memory"] = _pack_memory(memory.state_dict())
         training.save_checkpoint(checkpoint, state)
 
     obs, info = env.reset(seed=seed + 1000 * (step > 0))
@@ -433,13 +559,17 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
     bar = training.progress(total=cfg.total_steps, initial=step, desc=f"DQN {cfg.env} seed {seed}",
                             disable=not progress, leave=False)
     recent_loss: list[float] = []
+    greedy_counts = np.zeros(n_actions, dtype=np.int64)
     t_learn, learn_steps = None, 0
+    if probe is not None and step == 0:
+        avg_max_q.append((0, average_max_q(q_net, probe, device)))
     while step < cfg.total_steps:
         eps = epsilon(step, cfg.eps_start, cfg.eps_end, cfg.eps_anneal_steps)
         if explore.random() < eps:
             action = int(explore.integers(n_actions))
         else:
             action = int(greedy_actions(q_net, memory.current_stack()[None], device)[0])
+            greedy_counts[action] += 1
         obs, reward, terminated, truncated, info = env.step(action)
         life_lost = cfg.life_loss_terminal and bool(info.get("life_lost", False)) and not (terminated or truncated)
         memory.add(action, float(reward), obs, bool(terminated) or life_lost, bool(truncated))
@@ -465,10 +595,21 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
             if recent_loss:
                 losses.append((step, float(np.mean(recent_loss))))
                 recent_loss = []
+            if probe is not None:
+                avg_max_q.append((step, average_max_q(q_net, probe, device)))
+            action_counts.append((step, [int(c) for c in greedy_counts]))
+            greedy_counts[:] = 0
             if on_log is not None:
                 recent = [r for _, r in episode_returns[-20:]]
                 on_log(step, {"epsilon": eps, "mean_return_last20": float(np.mean(recent)) if recent else float("nan"),
-                              "updates": updates})
+                              "updates": updates, "avg_max_q": avg_max_q[-1][1] if probe is not None else None})
+        if cfg.eval_every and step % cfg.eval_every == 0:
+            t_eval = time.perf_counter()
+            returns = evaluate(cfg, q_net, device=device)
+            evals.append((step, [float(r) for r in returns]))
+            eval_seconds += time.perf_counter() - t_eval
+            if on_log is not None:
+                on_log(step, {"eval_return": float(returns.mean()), "eval_return_sd": float(returns.std())})
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             save()
         bar.update(1)
@@ -477,7 +618,9 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
     totals = timing()
     save(totals)
     seconds, learn_seconds, learn_steps_total = totals
-    return TrainResult(q_net, episode_returns, losses, step, updates, seconds, learn_seconds, learn_steps_total, memory)
+    return TrainResult(q_net, episode_returns, losses, step, updates, seconds, learn_seconds, learn_steps_total, memory,
+                       avg_max_q=avg_max_q, action_counts=action_counts, evals=evals, eval_seconds=eval_seconds,
+                       resumed_from=resumed_from, action_names=action_names)
 
 
 def evaluate(cfg: AgentConfig, q_net: nn.Module, episodes: int | None = None, *, epsilon: float | None = None,
