@@ -216,10 +216,20 @@ def test_scales_follow_the_paper_where_they_say_so():
     assert paper.games == ("Pong", "Breakout")
     nature = dqn.atari_config("Breakout", "nature")
     assert (nature.target_period, nature.loss, nature.network, nature.life_loss_terminal) == (10_000, "huber", "nature", True)
+    assert (a.train_every, paper.atari.heldout_states) == (1, 500)
     cpu = dqn.Config.cpu()
     assert cpu.cartpole_seeds == (0, 1, 2) and cpu.games == ("Pong", "Breakout")
     assert (cpu.atari.network, cpu.atari.preprocessing, cpu.atari.target_period, cpu.atari.loss, cpu.atari.batch) == \
         ("2013", "2013", 0, "mse", 32)
+    # The committed 500k-step runs are carried over, under the config they were run with.
+    assert (cpu.atari.train_every, cpu.atari.optimizer) == (4, "torch_rmsprop")
+    assert set(dqn.game_names("Pong")) <= set(cpu.carry) and "pong_eval_return" in cpu.carry
+    # The Pong learner: Lapan's recipe with the 2013 network, seed 0 declared.
+    p = cpu.pong_cpu
+    assert (p.optimizer, p.lr, p.batch, p.train_every, p.target_period, p.replay_capacity, p.learning_starts,
+            p.eps_end, p.eps_anneal_steps, p.network, p.eval_every, p.eval_episodes, p.eval_epsilon) == \
+        ("adam", 1e-4, 32, 1, 1_000, 10_000, 10_000, 0.02, 100_000, "2013", 100_000, 30, 0.05)
+    assert cpu.pong_cpu_seed == 0 and p.total_steps <= 1_000_000
     assert cpu.atari.checkpoint_every > 0 and paper.atari.checkpoint_every > 0
 
 
@@ -275,9 +285,11 @@ def test_checkpoint_resumes_where_it_stopped(tmp_path):
     first = agent.train(dqn.cartpole_config(total_steps=200, **base), 0, progress=False, checkpoint=path)
     state = torch.load(path, weights_only=True)
     assert state["step"] == 200 and "memory" in state      # CartPole's memory is small: it is included
-    # A different total length is a different config: refused rather than silently mixed.
-    with pytest.raises(ValueError, match="another config"):
-        agent.train(dqn.cartpole_config(total_steps=300, **base), 0, progress=False, checkpoint=path)
+    # Another config is refused rather than silently mixed (total_steps may only grow: see below).
+    with pytest.raises(ValueError, match=r"another config \(it differs in \['batch'\]\)"):
+        agent.train(dqn.cartpole_config(total_steps=200, **{**base, "batch": 8}), 0, progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="extended, not shortened"):
+        agent.train(dqn.cartpole_config(total_steps=150, **base), 0, progress=False, checkpoint=path)
     # Resuming the same config continues from step 200: nothing is trained again.
     again = agent.train(dqn.cartpole_config(total_steps=200, **base), 0, progress=False, checkpoint=path)
     assert again.updates == first.updates and again.episode_returns == first.episode_returns
@@ -286,6 +298,96 @@ def test_checkpoint_resumes_where_it_stopped(tmp_path):
     assert again.learn_seconds == pytest.approx(first.learn_seconds, rel=1e-6)
     for pa, pb in zip(first.q_net.parameters(), again.q_net.parameters()):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_a_resumed_run_with_more_steps_continues_with_the_same_replay_memory(tmp_path, monkeypatch):
+    base = dict(learning_starts=50, train_every=2, gradient_steps=1, batch=16, replay_capacity=2_000,
+                eval_episodes=1, checkpoint_every=100, heldout_states=10, log_every=50)
+    path = tmp_path / "cp.pt"
+    first = agent.train(dqn.cartpole_config(total_steps=200, **base), 0, progress=False, checkpoint=path)
+    saved = first.memory.state_dict()
+    loaded = {}
+    original = agent.ReplayMemory.load_state_dict
+
+    def spy(self, state):
+        loaded.update(state)
+        return original(self, state)
+
+    monkeypatch.setattr(agent.ReplayMemory, "load_state_dict", spy)
+    longer = agent.train(dqn.cartpole_config(total_steps=350, checkpoint_every=50,
+                                             **{k: v for k, v in base.items() if k != "checkpoint_every"}),
+                         0, progress=False, checkpoint=path)
+    assert longer.resumed_from == 200 and longer.steps == 350
+    # The memory it resumed with is the memory the first run ended with, array by array.
+    assert set(loaded) == set(saved)
+    for name, value in saved.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(loaded[name], value, err_msg=name)
+        else:
+            assert loaded[name] == value, name
+    # ... and it kept them: the first run's frames are still in the (larger) memory, in place.
+    n = saved["frames_written"]
+    np.testing.assert_array_equal(longer.memory._frames[:n], first.memory._frames[:n])
+    assert longer.memory._t > n
+    # Updates continued from the saved count, and the curves continue the first run's.
+    assert longer.updates == first.updates + (350 - 200) // 2
+    assert longer.avg_max_q[:len(first.avg_max_q)] == first.avg_max_q
+    assert [t for t, _ in longer.avg_max_q] == [0, 50, 100, 150, 200, 250, 300, 350]
+    assert longer.episode_returns[:len(first.episode_returns)] == first.episode_returns
+
+
+def test_training_diagnostics_are_logged():
+    cfg = dqn.cartpole_config(total_steps=300, learning_starts=50, train_every=2, gradient_steps=1, batch=16,
+                              replay_capacity=1_000, eval_episodes=2, log_every=100, eval_every=150,
+                              heldout_states=25, eps_anneal_steps=200)
+    res = agent.train(cfg, 0, progress=False)
+    # Average max-Q on the held-out states: at the start and every log_every steps, as computed directly.
+    assert [t for t, _ in res.avg_max_q] == [0, 100, 200, 300]
+    states = agent.heldout_states(cfg, 25, seed=100_000)
+    with torch.no_grad():
+        direct = float(res.q_net(torch.as_tensor(states)).max(dim=1).values.double().mean())
+    assert res.avg_max_q[-1][1] == pytest.approx(direct, rel=1e-6)
+    # Greedy action counts per window: ε = 1 - 0.96 * t / 200 explores most of the first window.
+    assert [t for t, _ in res.action_counts] == [100, 200, 300]
+    assert all(len(c) == 2 and sum(c) <= 100 for _, c in res.action_counts)
+    assert sum(res.action_counts[0][1]) < sum(res.action_counts[2][1])
+    assert res.action_names == ("0", "1")
+    # Evaluations during training, with their time kept apart.
+    assert [t for t, _ in res.evals] == [150, 300] and all(len(r) == 2 for _, r in res.evals)
+    np.testing.assert_array_equal(res.evals[-1][1], agent.evaluate(cfg, res.q_net))
+    assert 0 < res.eval_seconds < res.seconds
+
+
+def test_heldout_states_and_average_max_q():
+    cfg = dqn.cartpole_config()
+    a = agent.heldout_states(cfg, 30, seed=7)
+    b = agent.heldout_states(cfg, 30, seed=7)
+    assert a.shape == (30, 1, 4) and np.array_equal(a, b)              # deterministic given the seed
+    assert not np.array_equal(a, agent.heldout_states(cfg, 30, seed=8))
+    torch.manual_seed(0)
+    net = agent.MLPQNetwork(4, 2, (8,))
+    with torch.no_grad():
+        q = net(torch.as_tensor(a)).numpy()
+    assert agent.average_max_q(net, a, chunk=7) == pytest.approx(float(np.mean(q.max(axis=1))), rel=1e-6)
+    with pytest.raises(ValueError, match="at least one state"):
+        agent.average_max_q(net, a[:0])
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        agent.heldout_states(cfg, 0, seed=0)
+
+
+def test_record_episode_and_gif(tmp_path):
+    from PIL import Image
+
+    cfg = dataclasses.replace(dqn.pong_cpu_config(), max_episode_steps=40)
+    torch.manual_seed(0)
+    net = agent.AtariQNetwork(6)
+    screens, score = agent.record_episode(cfg, net, max_steps=25)
+    assert screens.shape == (26, 210, 160, 3) and screens.dtype == np.uint8 and -21 <= score <= 21
+    path = agent.save_gif(screens, tmp_path / "a.gif")
+    with Image.open(path) as im:
+        assert im.n_frames >= 2 and im.size == (160, 210)
+    with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
+        agent.save_gif(screens[..., 0], tmp_path / "b.gif")
 
 
 def test_checkpoint_mid_run_then_resume(tmp_path):
@@ -315,9 +417,10 @@ def test_paper_config_runs_a_few_steps():
     Pong ROM (so the GPU cell never holds code that CI does not run)."""
     paper = dqn.Config.paper()
     cfg = dataclasses.replace(paper.atari, total_steps=48, learning_starts=36, replay_capacity=64, batch=32,
-                              max_episode_steps=60, eval_episodes=1, eps_anneal_steps=48)
+                              max_episode_steps=60, eval_episodes=1, eps_anneal_steps=48, heldout_states=8)
     res = agent.train(cfg, 0, progress=False)
-    assert res.updates == 3
+    assert res.updates == 12                 # one update at every step after learning starts (Algorithm 1)
+    assert len(res.avg_max_q) == 1          # logged at step 0 (log_every is 10,000)
     assert isinstance(res.q_net, agent.AtariQNetwork) and res.q_net.kind == "2013"
     ret = agent.evaluate(cfg, res.q_net, 1)
     assert ret.shape == (1,) and -21 <= ret[0] <= 21
@@ -434,3 +537,39 @@ def test_run_with_a_game_reports_the_agent_and_a_random_baseline(tmp_path):
     assert m["pong_steps"] == 80 and -21 <= m["pong_random_return"] <= 21
     assert m["pong_best_episode"] >= m["pong_eval_return"]
     assert out["curves"]["pong_return_vs_step"]          # episodes of 30 steps end during training
+
+
+def test_run_with_the_pong_learner_writes_its_diagnostics(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path / "ck"))
+    pong = dqn.pong_cpu_config(total_steps=80, learning_starts=40, replay_capacity=64, eps_anneal_steps=80,
+                               max_episode_steps=30, eval_episodes=2, eval_every=40, log_every=20,
+                               heldout_states=12, checkpoint_every=40, target_period=5)
+    config = dqn.Config(cartpole_seeds=(), games=(), pong_cpu=pong, pong_cpu_seed=3, threads=1)
+    models = {}
+    out = dqn.run(config, scale="quick", results_dir=tmp_path, progress=False, models=models)
+    m, c = out["metrics"], out["curves"]
+    assert m["pong_cpu_steps"] == 80 and m["pong_cpu_updates"] == 40 and m["pong_cpu_seed"] == 3
+    assert [t for t, _ in c["pong_cpu_eval_return_vs_step"]] == [40, 80]
+    assert m["pong_cpu_eval_return"] == c["pong_cpu_eval_return_vs_step"][-1][1]
+    assert 0 < m["pong_cpu_train_s"] and 0 < m["pong_cpu_eval_s"]
+    assert [t for t, _ in c["pong_cpu_avg_max_q_vs_step"]] == [0, 20, 40, 60, 80]
+    freq = [name for name in c if name.startswith("pong_cpu_action_freq_vs_step.")]
+    assert {n.split(".")[-1] for n in freq} <= {"NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"} and freq
+    assert (tmp_path / "quick" / "dqn_pong_cpu.gif").is_file() and "pong_cpu_animation_return" in m
+    assert set(models) == {"pong_cpu"} and (tmp_path / "ck" / "dqn" / "quick_pong_cpu.pt").is_file()
+
+
+def test_run_carries_over_the_named_results(tmp_path):
+    atari = dataclasses.replace(dqn.Config.quick().atari, total_steps=60, learning_starts=40, replay_capacity=60,
+                                eps_anneal_steps=60, max_episode_steps=30, eval_episodes=1, heldout_states=0)
+    first = dqn.run(dqn.Config(cartpole_seeds=(), atari=atari, games=("Pong",), threads=1), scale="quick",
+                    results_dir=tmp_path, progress=False)
+    again = dqn.run(dqn.Config(cartpole_seeds=(), atari=atari, games=("Pong",), threads=1,
+                               carry=dqn.game_names("Pong")), scale="quick", results_dir=tmp_path, progress=False,
+                    models=(models := {}))
+    assert "Pong" not in models                      # carried, so not trained again
+    for name in dqn.game_names("Pong"):
+        for kind in ("metrics", "curves"):
+            if name in first[kind]:
+                assert again[kind][name] == first[kind][name], name
+    assert "pong_eval_return" in again["provenance"]["carried_over"]["metrics"]

@@ -78,15 +78,11 @@ class AtariQNetwork(nn.Module):
             raise ValueError(f"Atari network kind must be '2013' or 'nature', got {kind!r}")
         self.kind, self.stack = kind, stack
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
-        # Channels-last ("NHWC") weights: oneDNN's convolutions run faster in it on the CPU
-        # (measured in benchmarks/bench_dqn.py); the values are the same.
-        self.features.to(memory_format=torch.channels_last)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 4 or tuple(frames.shape[1:]) != (self.stack, 84, 84):
             raise ValueError(f"expected frames of shape (batch, {self.stack}, 84, 84), got {tuple(frames.shape)}")
-        x = frames.contiguous(memory_format=torch.channels_last).float().mul_(1.0 / 255.0)
-        return self.head(self.features(x))
+        return self.head(self.features(frames.float().mul_(1.0 / 255.0)))
 
 
 class MLPQNetwork(nn.Module):
@@ -666,3 +662,52 @@ def evaluate(cfg: AgentConfig, q_net: nn.Module, episodes: int | None = None, *,
     q_net.train(was_training)
     env.close()
     return returns
+
+
+def record_episode(cfg: AgentConfig, q_net: nn.Module, *, seed: int = 20_000, epsilon: float | None = None,
+                   max_steps: int = 1_500, device: torch.device | str | None = None) -> tuple[np.ndarray, float]:
+    """Play one episode (or its first ``max_steps`` steps) with ε-greedy actions (``epsilon``,
+    default ``cfg.eval_epsilon``) and return the screens the emulator showed, one RGB frame
+    ``(210, 160, 3)`` ``uint8`` per agent step, and the raw score of what was played. For the
+    chapter's animation of a trained agent."""
+    max_steps = _check_int("max_steps", max_steps, 1)
+    eps = cfg.eval_epsilon if epsilon is None else float(epsilon)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
+    device = next(q_net.parameters()).device if device is None else torch.device(device)
+    env = make_env(cfg, seed=seed, render_mode="rgb_array")
+    rng = np.random.default_rng([seed, 5])
+    obs, _ = env.reset(seed=seed)
+    frames, screens, score = [obs] * cfg.stack, [env.render()], 0.0
+    was_training = q_net.training
+    q_net.eval()
+    for _ in range(max_steps):
+        with torch.no_grad():
+            q = q_net(torch.as_tensor(np.stack(frames)[None], device=device))[0]
+        action = int(rng.integers(env.action_space.n)) if rng.random() < eps else int(q.argmax())
+        obs, reward, terminated, truncated, info = env.step(action)
+        score += float(info.get("raw_reward", reward))
+        screens.append(env.render())
+        if terminated or truncated:
+            break
+        frames = (frames + [obs])[-cfg.stack:]
+    q_net.train(was_training)
+    env.close()
+    return np.stack(screens), score
+
+
+def save_gif(frames: np.ndarray, path: str | Path, fps: float = 15.0) -> Path:
+    """Write ``frames`` (``(T, H, W, 3)`` ``uint8``) as a looping animated GIF at ``fps`` frames a
+    second (15 = real time for Atari at frame skip 4), atomically; returns the path."""
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"frames must be a non-empty uint8 array of shape (T, H, W, 3), got {frames.dtype} "
+                         f"{frames.shape}")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    images = [Image.fromarray(f) for f in frames]
+    return training.write_atomic(Path(path), lambda f: images[0].save(
+        f, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0,
+        optimize=False))
