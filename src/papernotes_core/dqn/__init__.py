@@ -224,7 +224,8 @@ for _game, (_avg, _best) in TABLE1.items():
 
 def _diagnostic_curves(key: str, res: TrainResult) -> dict:
     """The curves of one Atari training run under ``key``: training-episode returns, loss, the
-    average max-Q on held-out states, and the frequency of each greedy action per log window."""
+    average max-Q on held-out states, the frequency of each greedy action per log window, and the
+    evaluations during training (mean and sd)."""
     curves = {f"{key}_return_vs_step": [list(p) for p in res.episode_returns],
               f"{key}_loss_vs_step": [list(p) for p in res.losses]}
     if res.avg_max_q:
@@ -233,6 +234,9 @@ def _diagnostic_curves(key: str, res: TrainResult) -> dict:
         points = [[t, c[a] / sum(c)] for t, c in res.action_counts if sum(c)]
         if points:
             curves[f"{key}_action_freq_vs_step.{name}"] = points
+    if res.evals:
+        curves[f"{key}_eval_return_vs_step"] = [[t, float(np.mean(r))] for t, r in res.evals]
+        curves[f"{key}_eval_return_sd_vs_step"] = [[t, float(np.std(r))] for t, r in res.evals]
     return curves
 
 
@@ -324,8 +328,6 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         if res.learn_seconds > res.eval_seconds:
             metrics[f"{key}_steps_per_s"] = res.learn_steps / (res.learn_seconds - res.eval_seconds)
         curves.update(_diagnostic_curves(key, res))
-        curves[f"{key}_eval_return_vs_step"] = [[t, float(np.mean(r))] for t, r in res.evals]
-        curves[f"{key}_eval_return_sd_vs_step"] = [[t, float(np.std(r))] for t, r in res.evals]
         if write:
             out = Path(results_dir if results_dir is not None else _runtime.results_out_dir()) / study.scale / \
                 f"{SLUG}_{key}.gif"
