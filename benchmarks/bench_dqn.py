@@ -119,7 +119,7 @@ def _our_config(learning_starts: int, timed_steps: int, buffer_size: int, epsilo
 
     return atari_config(GAME, PRESET, total_steps=learning_starts + timed_steps, replay_capacity=buffer_size,
                         learning_starts=learning_starts, batch=BATCH, train_every=TRAIN_EVERY, gradient_steps=1,
-                        gamma=GAMMA, optimizer="rmsprop", lr=LR, target_period=0, loss="huber",
+                        gamma=GAMMA, optimizer="torch_rmsprop", lr=LR, target_period=0, loss="huber",
                         max_grad_norm=MAX_GRAD_NORM, eps_start=epsilon, eps_end=epsilon, eps_anneal_steps=0,
                         stack=STACK, checkpoint_every=0)
 
@@ -151,14 +151,62 @@ def _features_2013():
     return Features2013
 
 
+class _Stopwatch:
+    """Adds up the time spent inside calls of a function (for the time breakdown of our agent),
+    once switched on; ``starts`` lists stopwatches its first call switches on, with itself."""
+
+    def __init__(self, fn, starts=()):
+        self.fn, self.seconds, self.calls, self.on, self.starts = fn, 0.0, 0, False, list(starts)
+
+    def __call__(self, *args, **kwargs):
+        if not self.on and self.starts:
+            for w in self.starts:
+                w.on = True
+            self.on = True
+        if not self.on:
+            return self.fn(*args, **kwargs)
+        t = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.calls += 1
+
+
 def _run_ours(learning_starts: int, timed_steps: int, buffer_size: int, epsilon: float, seed: int,
               device: str) -> dict:
-    from papernotes_core.dqn import train
+    """One timed run of ours, with where its time goes: ``network`` (the gradient steps, from the
+    minibatch's arrays to the optimizer step, and the greedy action's forward pass), ``emulator``
+    (the ALE env's own ``step``: the emulator's 4 frames and the screen), and the rest (Gymnasium
+    wrappers, preprocessing, replay memory, ε-greedy, the loop), each in ms per timed step. The
+    stopwatches run only from the first gradient step on, like the clock."""
+    import ale_py.env
+
+    from papernotes_core.dqn import agent
 
     cfg = _our_config(learning_starts, timed_steps, buffer_size, epsilon)
-    res = train(cfg, seed, device=device, progress=False)
-    return {"steps_per_s": res.learn_steps / res.learn_seconds, "timed_steps": res.learn_steps,
-            "seconds": res.learn_seconds, "updates": res.updates, "params": _n_params(res.q_net)}
+    watches = {"act": _Stopwatch(agent.greedy_actions), "emulator": _Stopwatch(ale_py.env.AtariEnv.step)}
+    watches["update"] = _Stopwatch(agent.update, starts=list(watches.values()))
+    saved = agent.update, agent.greedy_actions, ale_py.env.AtariEnv.step
+    agent.update, agent.greedy_actions = watches["update"], watches["act"]
+    emulator = watches["emulator"]
+    ale_py.env.AtariEnv.step = lambda self, action: emulator(self, action)
+    try:
+        # The first gradient step switches the stopwatches on, as it starts train()'s clock.
+        res = agent.train(cfg, seed, device=device, progress=False)
+    finally:
+        agent.update, agent.greedy_actions, ale_py.env.AtariEnv.step = saved
+    steps = res.learn_steps
+    per_step = {k: w.seconds / steps * 1e3 for k, w in watches.items()}
+    total = res.learn_seconds / steps * 1e3
+    network = per_step["update"] + per_step["act"]
+    return {"steps_per_s": steps / res.learn_seconds, "timed_steps": steps,
+            "seconds": res.learn_seconds, "updates": res.updates, "params": _n_params(res.q_net),
+            "ms_per_step": total, "update_ms_per_step": per_step["update"], "act_ms_per_step": per_step["act"],
+            "network_ms_per_step": network, "emulator_ms_per_step": per_step["emulator"],
+            "non_network_ms_per_step": total - network,
+            "other_ms_per_step": total - network - per_step["emulator"],
+            "update_ms": watches["update"].seconds / max(1, watches["update"].calls) * 1e3}
 
 
 def _run_sb3(learning_starts: int, timed_steps: int, buffer_size: int, epsilon: float, seed: int,
@@ -396,6 +444,9 @@ def run(write: bool = True, repeats: int = 3, learning_starts: int = 1000, timed
         "sb3_replay_rss_gb_100k_optimized": memory["sb3_optimized"]["rss_increase"] / 1e9,
         "repeats": repeats,
     }
+    for name in ("ms_per_step", "update_ms_per_step", "act_ms_per_step", "network_ms_per_step",
+                 "emulator_ms_per_step", "non_network_ms_per_step", "other_ms_per_step", "update_ms"):
+        metrics[name] = statistics.median(run[name] for run in runs["ours"])
     data = {
         "slug": NAME, "scale": "bench",
         "metrics": metrics,

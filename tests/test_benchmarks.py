@@ -63,3 +63,11 @@ def test_dqn_benchmark_runs_in_process():
     assert m["sb3_replay_gb_at_1m"] > m["sb3_replay_gb_at_1m_optimized"] > 7.5
     assert m["steps_per_s_ratio_q25"] <= m["steps_per_s_ratio_q75"]
     assert len(out["curves"]["ours_steps_per_s"]) == 3
+    # Where our time goes: the parts add up to the whole, and the network is most of it.
+    assert m["network_ms_per_step"] == pytest.approx(m["update_ms_per_step"] + m["act_ms_per_step"], rel=0.05)
+    for run in out["provenance"]["config"]["runs"]["ours"]:
+        assert run["ms_per_step"] == pytest.approx(
+            run["network_ms_per_step"] + run["emulator_ms_per_step"] + run["other_ms_per_step"])
+        assert 0 < run["emulator_ms_per_step"] and 0 < run["other_ms_per_step"] < run["ms_per_step"]
+        assert run["update_ms"] > 0 and run["non_network_ms_per_step"] == pytest.approx(
+            run["ms_per_step"] - run["network_ms_per_step"])

@@ -290,6 +290,13 @@ def test_checkpoint_resumes_where_it_stopped(tmp_path):
         agent.train(dqn.cartpole_config(total_steps=200, **{**base, "batch": 8}), 0, progress=False, checkpoint=path)
     with pytest.raises(ValueError, match="extended, not shortened"):
         agent.train(dqn.cartpole_config(total_steps=150, **base), 0, progress=False, checkpoint=path)
+    # A checkpoint written before a config field existed resumes if the run keeps that field's default.
+    old = torch.load(path, weights_only=True)
+    del old["config"]["heldout_states"]
+    torch.save(old, path)
+    agent.train(dqn.cartpole_config(total_steps=200, **base), 0, progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="heldout_states"):
+        agent.train(dqn.cartpole_config(total_steps=200, heldout_states=5, **base), 0, progress=False, checkpoint=path)
     # Resuming the same config continues from step 200: nothing is trained again.
     again = agent.train(dqn.cartpole_config(total_steps=200, **base), 0, progress=False, checkpoint=path)
     assert again.updates == first.updates and again.episode_returns == first.episode_returns

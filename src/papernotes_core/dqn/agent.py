@@ -327,7 +327,7 @@ def make_optimizer(cfg: AgentConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
         return CentredRMSprop(params, lr=cfg.lr, alpha=0.95, eps=0.01)
     if cfg.optimizer == "torch_rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.95, eps=0.01)
+        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=0.95, eps=0.01, foreach=True)
     fused = all(p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
 
@@ -444,7 +444,7 @@ def update(q_net: nn.Module, target_net: nn.Module | None, optimizer: torch.opti
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.max_grad_norm is not None:
-        nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm)
+        nn.utils.clip_grad_norm_(q_net.parameters(), cfg.max_grad_norm, foreach=True)
     optimizer.step()
     return float(loss.detach())
 
@@ -501,6 +501,12 @@ def train(cfg: AgentConfig, seed: int = 0, *, device: torch.device | str | None 
     if checkpoint is not None and checkpoint.is_file():
         state = training.load_checkpoint(checkpoint, map_location=device)
         saved, mine = dict(state["config"]), dataclasses.asdict(cfg)
+        # A field added to AgentConfig after the checkpoint was written counts as unchanged when
+        # the run keeps its default.
+        defaults = {f.name: f.default for f in dataclasses.fields(AgentConfig)}
+        for k in set(mine) - set(saved):
+            if defaults.get(k, _MISSING) is not dataclasses.MISSING:
+                saved[k] = defaults.get(k, _MISSING)
         differs = sorted(k for k in set(saved) | set(mine)
                          if k not in EXTENDABLE and saved.get(k, _MISSING) != mine.get(k, _MISSING))
         if differs:

@@ -63,6 +63,7 @@ class CentredRMSprop(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            params, grads, g_avg, s_avg = [], [], [], []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -73,10 +74,21 @@ class CentredRMSprop(torch.optim.Optimizer):
                     state["step"] = 0
                     state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                grad, g, s = p.grad, state["grad_avg"], state["square_avg"]
                 state["step"] += 1
-                g.mul_(alpha).add_(grad, alpha=1.0 - alpha)
-                s.mul_(alpha).addcmul_(grad, grad, value=1.0 - alpha)
-                denom = s.addcmul(g, g, value=-1.0).add_(eps).sqrt_()
-                p.addcdiv_(grad, denom, value=-lr)
+                params.append(p)
+                grads.append(p.grad)
+                g_avg.append(state["grad_avg"])
+                s_avg.append(state["square_avg"])
+            if not params:
+                continue
+            # The formula, for all parameters of the group at once (torch's multi-tensor kernels):
+            # g <- a g + (1 - a) d;  s <- a s + (1 - a) d^2;  p <- p - lr d / sqrt(s - g^2 + eps).
+            torch._foreach_mul_(g_avg, alpha)
+            torch._foreach_add_(g_avg, grads, alpha=1.0 - alpha)
+            torch._foreach_mul_(s_avg, alpha)
+            torch._foreach_addcmul_(s_avg, grads, grads, value=1.0 - alpha)
+            denom = torch._foreach_addcmul(s_avg, g_avg, g_avg, value=-1.0)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_sqrt_(denom)
+            torch._foreach_addcdiv_(params, grads, denom, value=-lr)
         return loss
