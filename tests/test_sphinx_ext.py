@@ -76,6 +76,33 @@ def test_result_role_and_repro_table(tmp_path, monkeypatch):
     assert "quick: 1 seed, 12.0 s on cpu" in html
 
 
+def test_repro_table_names_the_seeds_and_the_run_numbers_were_carried_from(tmp_path, monkeypatch):
+    write_results(tmp_path / "res")
+    cpu = results.read("toy", "cpu", tmp_path / "res")
+    cpu["provenance"]["carried_over"] = {"commit": "abcdef1234", "date": "2026-11-30T10:00:00+00:00",
+                                         "metrics": ["err.a"], "curves": [], "prefixes": ["err"]}
+    results.write(cpu, tmp_path / "res")
+    html, warnings = build(tmp_path, """
+        Title
+        =====
+
+        .. repro-table:: toy
+           :scales: cpu
+           :seeds: one seed per game
+
+           err.a : Error
+
+        .. repro-table:: toy
+           :scales: cpu
+           :seeds: one seed
+
+           loss.a : Loss
+        """, tmp_path / "res", monkeypatch)
+    assert not [w for w in warnings.splitlines() if "already registered" not in w]
+    assert "cpu: one seed per game, carried over from the run at commit abcdef1, 2026-11-30" in html
+    assert "cpu: one seed, 100 s of compute" in html and "3 seeds" not in html
+
+
 def test_a_standard_error_over_data_is_shown_for_one_seed(tmp_path, monkeypatch):
     write_results(tmp_path / "res")
     html, warnings = build(tmp_path, """

@@ -8,7 +8,10 @@
 * ``{repro-table}`` directive: the chapter's paper-against-ours table. The argument is the slug;
   each content line is ``metric [± sd_metric] : label``. Columns: the quantity, the paper's value
   (with its source and verification status from the file's ``paper`` block), and ours at each
-  scale that has a results file (``:scales:`` picks them; default ``quick cpu paper``). A caption
+  scale that has a results file (``:scales:`` picks them; default ``quick cpu paper``). The note
+  under it gives each scale's seeds (``:seeds:`` replaces the count, e.g. "one seed per game",
+  where the rows come from runs with fewer seeds than the file's), cost and commit; where every
+  row was carried over from an earlier run (``provenance.carried_over``), that run's commit. A caption
   lists each scale's seeds, commit and date.
 
 A reference to a missing file or metric is a Sphinx warning, so the strict build (``-W``) fails
@@ -104,7 +107,7 @@ class ReproTable(SphinxDirective):
     required_arguments = 1
     has_content = True
     option_spec = {"scales": directives.unchanged, "digits": directives.positive_int,
-                   "percent": directives.flag, "caption": directives.unchanged}
+                   "percent": directives.flag, "caption": directives.unchanged, "seeds": directives.unchanged}
 
     def run(self):
         slug = self.arguments[0]
@@ -158,15 +161,24 @@ class ReproTable(SphinxDirective):
             table_rows.append(cells)
         table = self._build_table(header, table_rows)
         notes = []
+        mains = [spec.partition("±")[0].strip() for spec, _ in rows]
         for scale, data in loaded.items():
             prov = data["provenance"]
+            carried = prov.get("carried_over") or {}
+            if mains and all(m in carried.get("metrics", ()) for m in mains):
+                # Every number of this table came from an earlier run: name that run, not this file's.
+                seeds = self.options.get("seeds") or "seeds as in that run"
+                notes.append(f"{scale}: {seeds}, carried over from the run at commit "
+                             f"{(carried.get('commit') or 'no commit')[:7]}, {str(carried.get('date'))[:10]}")
+                continue
             commit = (prov.get("commit") or "no commit")[:7] + (" (uncommitted changes)" if prov.get("dirty") else "")
             n = len(prov["seeds"])
+            seeds = self.options.get("seeds") or f"{n} seed{'s' if n != 1 else ''}"
             compute = data["metrics"].get("compute_s")
             cost = (f"{compute:,.0f} s of compute on {prov.get('device')} (this file written in {prov.get('wall_s')} s)"
                     if isinstance(compute, (int, float)) and compute > 1.5 * float(prov.get("wall_s") or 0)
                     else f"{prov.get('wall_s')} s on {prov.get('device')}")
-            notes.append(f"{scale}: {n} seed{'s' if n != 1 else ''}, {cost}, commit {commit}, {str(prov.get('date'))[:10]}")
+            notes.append(f"{scale}: {seeds}, {cost}, commit {commit}, {str(prov.get('date'))[:10]}")
         for scale in missing:
             notes.append(f"{scale}: not run yet")
         caption = self.options.get("caption", "Paper against our runs")

@@ -221,6 +221,10 @@ for _game, (_avg, _best) in TABLE1.items():
                                               "source": "Table 1, DQN best single episode"}
     PAPER[f"{_game.lower()}_steps"] = {"value": 10_000_000, "status": "V",
                                        "source": "Sec. 5: trained on 10 million frames (agent steps)"}
+PAPER["pong_cpu_eval_return"] = {"value": 20, "status": "V",
+                                 "source": "Table 1, DQN on Pong after 10M steps (the paper's agent, not this "
+                                           "recipe; ε = 0.05)"}
+PAPER["pong_cpu_best_episode"] = {"value": 21, "status": "V", "source": "Table 1, DQN on Pong, best single episode"}
 
 
 def _diagnostic_curves(key: str, res: TrainResult) -> dict:
