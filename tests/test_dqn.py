@@ -223,7 +223,7 @@ def test_scales_follow_the_paper_where_they_say_so():
         ("2013", "2013", 0, "mse", 32)
     # The committed 500k-step runs are carried over, under the config they were run with.
     assert (cpu.atari.train_every, cpu.atari.optimizer) == (4, "torch_rmsprop")
-    assert set(dqn.game_names("Pong")) <= set(cpu.carry) and "pong_eval_return" in cpu.carry
+    assert set(dqn.game_names("Pong")) <= set(cpu.carry) and "pong_eval_return" in cpu.carry and "cartpole" in cpu.carry
     # The Pong learner: Lapan's recipe with the 2013 network, seed 0 declared.
     p = cpu.pong_cpu
     assert (p.optimizer, p.lr, p.batch, p.train_every, p.target_period, p.replay_capacity, p.learning_starts,

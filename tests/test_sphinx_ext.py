@@ -77,6 +77,8 @@ def test_result_role_and_repro_table(tmp_path, monkeypatch):
 
 
 def test_repro_table_names_the_seeds_and_the_run_numbers_were_carried_from(tmp_path, monkeypatch):
+    import papernotes_sphinx
+
     write_results(tmp_path / "res")
     cpu = results.read("toy", "cpu", tmp_path / "res")
     cpu["provenance"]["carried_over"] = {"commit": "abcdef1234", "date": "2026-11-30T10:00:00+00:00",
@@ -101,6 +103,9 @@ def test_repro_table_names_the_seeds_and_the_run_numbers_were_carried_from(tmp_p
     assert not [w for w in warnings.splitlines() if "already registered" not in w]
     assert "cpu: one seed per game, carried over from the run at commit abcdef1, 2026-11-30" in html
     assert "cpu: one seed, 100 s of compute" in html and "3 seeds" not in html
+    assert papernotes_sphinx._seeds_option("cpu: one seed; paper: two", ["quick", "cpu", "paper"]) == \
+        {"cpu": "one seed", "paper": "two"}
+    assert papernotes_sphinx._seeds_option("one seed: 0", ["cpu"]) == {"cpu": "one seed: 0"}
 
 
 def test_a_standard_error_over_data_is_shown_for_one_seed(tmp_path, monkeypatch):

@@ -10,7 +10,8 @@
   (with its source and verification status from the file's ``paper`` block), and ours at each
   scale that has a results file (``:scales:`` picks them; default ``quick cpu paper``). The note
   under it gives each scale's seeds (``:seeds:`` replaces the count, e.g. "one seed per game",
-  where the rows come from runs with fewer seeds than the file's), cost and commit; where every
+  where the rows come from runs with fewer seeds than the file's; ``cpu: ...; paper: ...`` gives
+  one text per scale), cost and commit; where every
   row was carried over from an earlier run (``provenance.carried_over``), that run's commit. A caption
   lists each scale's seeds, commit and date.
 
@@ -101,6 +102,18 @@ class ResultRole(SphinxRole):
         return [nodes.inline(self.rawtext, text, classes=["papernotes-result"])], []
 
 
+def _seeds_option(text: str | None, scales: list[str]) -> dict[str, str]:
+    """``:seeds:`` as ``{scale: text}``: either one text for every scale, or ``scale: text`` parts
+    separated by ``;`` (e.g. ``cpu: one seed per game; paper: one seed per game``)."""
+    if not text:
+        return {}
+    parts = [p.strip() for p in text.split(";") if p.strip()]
+    keyed = [p.partition(":") for p in parts]
+    if all(sep and key.strip() in scales for key, sep, _ in keyed):
+        return {key.strip(): value.strip() for key, _, value in keyed}
+    return {scale: text.strip() for scale in scales}
+
+
 class ReproTable(SphinxDirective):
     """The paper-against-ours table of one chapter."""
 
@@ -162,18 +175,19 @@ class ReproTable(SphinxDirective):
         table = self._build_table(header, table_rows)
         notes = []
         mains = [spec.partition("±")[0].strip() for spec, _ in rows]
+        seeds_for = _seeds_option(self.options.get("seeds"), scales)
         for scale, data in loaded.items():
             prov = data["provenance"]
             carried = prov.get("carried_over") or {}
             if mains and all(m in carried.get("metrics", ()) for m in mains):
                 # Every number of this table came from an earlier run: name that run, not this file's.
-                seeds = self.options.get("seeds") or "seeds as in that run"
+                seeds = seeds_for.get(scale) or "seeds as in that run"
                 notes.append(f"{scale}: {seeds}, carried over from the run at commit "
                              f"{(carried.get('commit') or 'no commit')[:7]}, {str(carried.get('date'))[:10]}")
                 continue
             commit = (prov.get("commit") or "no commit")[:7] + (" (uncommitted changes)" if prov.get("dirty") else "")
             n = len(prov["seeds"])
-            seeds = self.options.get("seeds") or f"{n} seed{'s' if n != 1 else ''}"
+            seeds = seeds_for.get(scale) or f"{n} seed{'s' if n != 1 else ''}"
             compute = data["metrics"].get("compute_s")
             cost = (f"{compute:,.0f} s of compute on {prov.get('device')} (this file written in {prov.get('wall_s')} s)"
                     if isinstance(compute, (int, float)) and compute > 1.5 * float(prov.get("wall_s") or 0)
