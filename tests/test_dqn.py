@@ -558,6 +558,8 @@ def test_run_with_the_pong_learner_writes_its_diagnostics(tmp_path, monkeypatch)
     assert m["pong_cpu_steps"] == 80 and m["pong_cpu_updates"] == 40 and m["pong_cpu_seed"] == 3
     assert [t for t, _ in c["pong_cpu_eval_return_vs_step"]] == [40, 80]
     assert m["pong_cpu_eval_return"] == c["pong_cpu_eval_return_vs_step"][-1][1]
+    assert m["pong_cpu_eval_return.step40"] == c["pong_cpu_eval_return_vs_step"][0][1]
+    assert m["pong_cpu_avg_max_q"] == c["pong_cpu_avg_max_q_vs_step"][-1][1]
     assert 0 < m["pong_cpu_train_s"] and 0 < m["pong_cpu_eval_s"]
     assert [t for t, _ in c["pong_cpu_avg_max_q_vs_step"]] == [0, 20, 40, 60, 80]
     freq = [name for name in c if name.startswith("pong_cpu_action_freq_vs_step.")]

@@ -335,6 +335,11 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         if res.learn_seconds > res.eval_seconds:
             metrics[f"{key}_steps_per_s"] = res.learn_steps / (res.learn_seconds - res.eval_seconds)
         curves.update(_diagnostic_curves(key, res))
+        for t, r in res.evals:      # each evaluation during training, for the page to cite
+            metrics[f"{key}_eval_return.step{t}"] = float(np.mean(r))
+            metrics[f"{key}_eval_return_sd.step{t}"] = float(np.std(r))
+        if res.avg_max_q:
+            metrics[f"{key}_avg_max_q"] = res.avg_max_q[-1][1]
         if write:
             out = Path(results_dir if results_dir is not None else _runtime.results_out_dir()) / study.scale / \
                 f"{SLUG}_{key}.gif"
