@@ -46,6 +46,16 @@ progress bars off; the device (CUDA when available, else CPU).
   its logger each step; ours records episode returns and a loss curve. That is each library as
   used.
 
+**Where our time goes, before and after.** Every run of ours records its time per step split
+into the network (the gradient steps, from the minibatch's arrays to the optimizer step, and the
+greedy action's forward pass), the emulator (ale-py's ``AtariEnv.step``: 4 emulated frames and
+the screen) and the rest (wrappers, preprocessing, replay memory, ε-greedy, the loop); the
+medians are ``metrics.network_ms_per_step``, ``emulator_ms_per_step``, ``other_ms_per_step``
+and ``non_network_ms_per_step`` (= emulator + rest), and ``update_ms`` is one gradient step.
+With ``isolate`` (the default), a third agent joins the interleaved rounds, ``ours_before``:
+ours with the speed-ups of the last revision undone in its process (:func:`_as_before`), whose
+medians are the ``before_*`` metrics.
+
 **Replay memory.** ``metrics.replay_gb_at_1m``: the bytes of our arrays at the 2013 paper's
 capacity of 1,000,000 transitions, :meth:`ReplayMemory.nbytes_at_capacity` (computed, not
 allocated), in GB (10^9 bytes); ``replay_bytes_per_transition`` the same per slot.
@@ -173,6 +183,32 @@ class _Stopwatch:
             self.calls += 1
 
 
+def _as_before() -> None:
+    """Put our agent back the way it ran before the speed-ups of this benchmark's last revision, in
+    this process: convolutions in the default (NCHW) layout, and torch's RMSprop and gradient
+    clipping with their per-tensor loops (``foreach=False``) instead of the multi-tensor kernels."""
+    from papernotes_core.dqn import agent
+
+    init, make_optimizer = agent.AtariQNetwork.__init__, agent.make_optimizer
+
+    def plain_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.features.to(memory_format=torch.contiguous_format)
+
+    def plain_forward(self, frames):
+        return self.head(self.features(frames.float().mul_(1.0 / 255.0)))
+
+    def loop_optimizer(cfg, params):
+        if cfg.optimizer != "torch_rmsprop":
+            return make_optimizer(cfg, params)
+        return torch.optim.RMSprop(list(params), lr=cfg.lr, alpha=0.95, eps=0.01, foreach=False)
+
+    clip = nn.utils.clip_grad_norm_
+    agent.AtariQNetwork.__init__, agent.AtariQNetwork.forward = plain_init, plain_forward
+    agent.make_optimizer = loop_optimizer
+    nn.utils.clip_grad_norm_ = lambda params, max_norm, foreach=None: clip(params, max_norm, foreach=False)
+
+
 def _run_ours(learning_starts: int, timed_steps: int, buffer_size: int, epsilon: float, seed: int,
               device: str) -> dict:
     """One timed run of ours, with where its time goes: ``network`` (the gradient steps, from the
@@ -265,7 +301,9 @@ def _timed_run(kind: str, threads: int, **kw) -> dict:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        out = (_run_ours if kind == "ours" else _run_sb3)(**kw)
+        if kind == "ours_before":
+            _as_before()
+        out = (_run_sb3 if kind == "sb3" else _run_ours)(**kw)
     finally:
         torch.set_num_threads(previous)
     out["threads"] = threads
@@ -408,19 +446,19 @@ def run(write: bool = True, repeats: int = 3, learning_starts: int = 1000, timed
     start = time.perf_counter()
     code = results.code_state()
     device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    kinds = ["ours", "sb3"]
+    kinds = ["ours", "sb3", "ours_before"] if isolate else ["ours", "sb3"]
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
     for r in range(repeats):
-        order = kinds[r % 2:] + kinds[:r % 2]
+        order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
         for kind in order:
             runs[kind].append(_call({"what": kind, "threads": threads, "learning_starts": learning_starts,
                                      "timed_steps": timed_steps, "buffer_size": buffer_size, "epsilon": epsilon,
                                      "seed": r, "device": device}, isolate))
     params = {k: {run["params"] for run in runs[k]} for k in kinds}
-    if len(params["ours"] | params["sb3"]) != 1:
+    if len(set().union(*params.values())) != 1:
         raise RuntimeError(f"the two networks differ in size: {params}")
     updates = {k: {run["updates"] for run in runs[k]} for k in kinds}
-    if len(updates["ours"] | updates["sb3"]) != 1:
+    if len(set().union(*updates.values())) != 1:
         raise RuntimeError(f"the two agents made different numbers of gradient steps: {updates}")
     sps = {k: [run["steps_per_s"] for run in runs[k]] for k in kinds}
     per_round = [a / b for a, b in zip(sps["ours"], sps["sb3"])]
@@ -447,6 +485,11 @@ def run(write: bool = True, repeats: int = 3, learning_starts: int = 1000, timed
     for name in ("ms_per_step", "update_ms_per_step", "act_ms_per_step", "network_ms_per_step",
                  "emulator_ms_per_step", "non_network_ms_per_step", "other_ms_per_step", "update_ms"):
         metrics[name] = statistics.median(run[name] for run in runs["ours"])
+        if "ours_before" in runs:     # the same breakdown before the speed-ups (_as_before)
+            metrics[f"before_{name}"] = statistics.median(run[name] for run in runs["ours_before"])
+    if "ours_before" in runs:
+        metrics["before_steps_per_s"] = statistics.median(sps["ours_before"])
+        metrics["before_steps_per_s_ratio_vs_sb3"] = metrics["before_steps_per_s"] / med["sb3"]
     data = {
         "slug": NAME, "scale": "bench",
         "metrics": metrics,
