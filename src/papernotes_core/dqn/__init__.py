@@ -291,55 +291,45 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         metrics["cartpole_eval_return_min"] = float(np.min(per_seed))
         metrics["cartpole_steps"] = config.cartpole.total_steps
     earlier_s = 0.0   # training time spent by earlier processes whose checkpoints this run resumed
-    for game in config.games:
-        key = game.lower()
-        if is_carried(f"{key}_eval_return"):
-            continue
-        cfg = dataclasses.replace(config.atari, env=game)
+    def atari_run(cfg: AgentConfig, seed: int, key: str):
+        """Train (or resume) one Atari agent and record its metrics and curves under ``key``."""
+        nonlocal earlier_s
         t_call = _time.perf_counter()
-        res = train(cfg, config.atari_seed, device=device, progress=progress,
+        res = train(cfg, seed, device=device, progress=progress,
                     checkpoint=_runtime.checkpoints_dir() / SLUG / f"{study.scale}_{key}.pt"
                     if cfg.checkpoint_every else None)
         earlier_s += max(0.0, res.seconds - (_time.perf_counter() - t_call))
-        returns = evaluate(cfg, res.q_net, device=device)
+        final = dict(res.evals).get(res.steps)      # an evaluation at the last step is the final one
+        returns = np.asarray(final) if final is not None else evaluate(cfg, res.q_net, device=device)
         metrics[f"{key}_eval_return"] = float(returns.mean())
         metrics[f"{key}_eval_return_sd"] = float(returns.std())
         metrics[f"{key}_best_episode"] = float(returns.max())
         # The same protocol with uniformly random actions: the floor a learning curve starts from.
         metrics[f"{key}_random_return"] = float(evaluate(cfg, res.q_net, device=device, epsilon=1.0).mean())
         metrics[f"{key}_steps"] = res.steps
-        metrics[f"{key}_train_s"] = res.seconds - res.eval_seconds
-        if res.learn_seconds > 0:
-            metrics[f"{key}_steps_per_s"] = res.learn_steps / (res.learn_seconds - res.eval_seconds)
-        curves.update(_diagnostic_curves(key, res))
-        if models is not None:
-            models[game] = res.q_net
-    if config.pong_cpu is not None and not is_carried("pong_cpu_eval_return"):
-        cfg, key = config.pong_cpu, "pong_cpu"
-        t_call = _time.perf_counter()
-        res = train(cfg, config.pong_cpu_seed, device=device, progress=progress,
-                    checkpoint=_runtime.checkpoints_dir() / SLUG / f"{study.scale}_{key}.pt"
-                    if cfg.checkpoint_every else None)
-        earlier_s += max(0.0, res.seconds - (_time.perf_counter() - t_call))
-        final = dict(res.evals).get(res.steps)
-        returns = np.asarray(final) if final is not None else evaluate(cfg, res.q_net, device=device)
-        metrics[f"{key}_eval_return"] = float(returns.mean())
-        metrics[f"{key}_eval_return_sd"] = float(returns.std())
-        metrics[f"{key}_best_episode"] = float(returns.max())
-        metrics[f"{key}_random_return"] = float(evaluate(cfg, res.q_net, device=device, epsilon=1.0).mean())
-        metrics[f"{key}_steps"] = res.steps
         metrics[f"{key}_updates"] = res.updates
-        metrics[f"{key}_seed"] = config.pong_cpu_seed
         metrics[f"{key}_train_s"] = res.seconds - res.eval_seconds
-        metrics[f"{key}_eval_s"] = res.eval_seconds
         if res.learn_seconds > res.eval_seconds:
             metrics[f"{key}_steps_per_s"] = res.learn_steps / (res.learn_seconds - res.eval_seconds)
-        curves.update(_diagnostic_curves(key, res))
+        if res.evals:
+            metrics[f"{key}_eval_s"] = res.eval_seconds
         for t, r in res.evals:      # each evaluation during training, for the page to cite
             metrics[f"{key}_eval_return.step{t}"] = float(np.mean(r))
             metrics[f"{key}_eval_return_sd.step{t}"] = float(np.std(r))
         if res.avg_max_q:
             metrics[f"{key}_avg_max_q"] = res.avg_max_q[-1][1]
+        curves.update(_diagnostic_curves(key, res))
+        return res
+
+    for game in config.games:
+        if not is_carried(f"{game.lower()}_eval_return"):
+            res = atari_run(dataclasses.replace(config.atari, env=game), config.atari_seed, game.lower())
+            if models is not None:
+                models[game] = res.q_net
+    if config.pong_cpu is not None and not is_carried("pong_cpu_eval_return"):
+        cfg, key = config.pong_cpu, "pong_cpu"
+        res = atari_run(cfg, config.pong_cpu_seed, key)
+        metrics[f"{key}_seed"] = config.pong_cpu_seed
         if write:
             out = Path(results_dir if results_dir is not None else _runtime.results_out_dir()) / study.scale / \
                 f"{SLUG}_{key}.gif"
