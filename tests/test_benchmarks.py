@@ -71,3 +71,12 @@ def test_dqn_benchmark_runs_in_process():
         assert 0 < run["emulator_ms_per_step"] and 0 < run["other_ms_per_step"] < run["ms_per_step"]
         assert run["update_ms"] > 0 and run["non_network_ms_per_step"] == pytest.approx(
             run["ms_per_step"] - run["network_ms_per_step"])
+
+
+def test_rnn_dropout_benchmark_runs():
+    from benchmarks import bench_rnn_dropout
+
+    out = bench_rnn_dropout.run(write=False, sizes=("small",), windows_per_call=1, repeats=3)
+    m = out["metrics"]
+    assert m["tokens_per_s_ratio_vs_peer.small"] > 0 and m["ours_tokens_per_s.small"] > 0
+    assert out["provenance"]["config"]["sizes"] == ["small"]
