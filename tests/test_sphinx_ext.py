@@ -133,3 +133,31 @@ def test_missing_numbers_are_warnings(tmp_path, monkeypatch, body, match):
     write_results(tmp_path / "res")
     _, warnings = build(tmp_path, "Title\n=====\n\n" + body + "\n", tmp_path / "res", monkeypatch)
     assert match in warnings
+
+
+def test_an_optional_row_reads_not_run_where_a_scale_lacks_it(tmp_path, monkeypatch):
+    write_results(tmp_path / "res")
+    html, warnings = build(tmp_path, """
+        Title
+        =====
+
+        .. repro-table:: toy
+           :scales: quick cpu
+
+           loss.a ± loss_sd.a : Final loss
+           bigmodel.loss? : Loss of a model only the paper scale trains
+        """, tmp_path / "res", monkeypatch)
+    assert warnings == ""
+    assert html.count("not run at this scale") == 2
+    # without the mark, a missing metric still fails the strict build
+    (tmp_path / "again").mkdir()
+    _, warnings = build(tmp_path / "again", """
+        Title
+        =====
+
+        .. repro-table:: toy
+           :scales: cpu
+
+           bigmodel.loss : Loss
+        """, tmp_path / "res", monkeypatch)
+    assert "bigmodel.loss" in warnings

@@ -6,7 +6,9 @@
   significant figures; a ``%`` suffix renders a fraction as a percentage
   (``elu/cpu/test_error.elu%``); ``config.<field>`` reads the run's configuration.
 * ``{repro-table}`` directive: the chapter's paper-against-ours table. The argument is the slug;
-  each content line is ``metric [± sd_metric] : label``. Columns: the quantity, the paper's value
+  each content line is ``metric [± sd_metric] : label``; ``metric? ...`` marks a row whose
+  number a scale may not have (a model only the paper scale trains): there it reads "not run at
+  this scale" instead of failing the build. Columns: the quantity, the paper's value
   (with its source and verification status from the file's ``paper`` block), and ours at each
   scale that has a results file (``:scales:`` picks them; default ``quick cpu paper``). The note
   under it gives each scale's seeds (``:seeds:`` replaces the count, e.g. "one seed per game",
@@ -154,6 +156,8 @@ class ReproTable(SphinxDirective):
         header = ["Quantity", "Paper"] + [f"Ours ({s})" for s in loaded]
         table_rows = []
         for spec, label in rows:
+            optional = spec.partition("±")[0].strip().endswith("?")
+            spec = spec.replace("?", "", 1) if optional else spec
             main = spec.partition("±")[0].strip()
             entry = paper_block.get(main)
             if entry is None:
@@ -169,12 +173,15 @@ class ReproTable(SphinxDirective):
                 try:
                     cells.append(_format(data, spec, digits, percent))
                 except KeyError as err:
+                    if optional:
+                        cells.append("not run at this scale")
+                        continue
                     logger.warning(f"repro-table {slug}: {err}", location=self.get_location())
                     return []
             table_rows.append(cells)
         table = self._build_table(header, table_rows)
         notes = []
-        mains = [spec.partition("±")[0].strip() for spec, _ in rows]
+        mains = [spec.partition("±")[0].strip().rstrip("?") for spec, _ in rows]
         seeds_for = _seeds_option(self.options.get("seeds"), scales)
         for scale, data in loaded.items():
             prov = data["provenance"]
