@@ -47,6 +47,7 @@ CLAIMS = {
             "toy_gan_d_error": "lower"},
     "irnn": {"adding_t20_test_mse.irnn": "lower"},
     "urnn": {"copy_t20_test_xent.urnn": "lower"},
+    "rnn_dropout": {"test_ppl.small": "lower"},
     "dqn": {"cartpole_eval_return": "higher", "tabular_q_error": "lower", "linear_dqn_error": "lower",
             "linear_dqn_wrong_actions": "lower"},
 }
@@ -171,6 +172,19 @@ def _irnn(seed: int) -> dict:
                                           irnn.evaluate_adding(model, x_test, y_test)]}
 
 
+def _rnn_dropout(seed: int) -> dict:
+    import torch
+    from papernotes_core import rnn_dropout
+    from papernotes_core.data.ptb import load_ptb
+
+    config = dataclasses.replace(rnn_dropout.Config.quick(), seed=seed, parts=("reproduce",))
+    out = rnn_dropout.run(config, scale="quick", write=False)
+    torch.manual_seed(seed)
+    model = rnn_dropout.LSTMLM(config.model("small"))
+    test = load_ptb().test[:config.test_tokens]
+    return {"test_ppl.small": [out["metrics"]["test_ppl.small"], rnn_dropout.evaluate(model, test)]}
+
+
 def _urnn(seed: int) -> dict:
     import torch
     from papernotes_core import tasks, urnn
@@ -216,7 +230,7 @@ def _dqn(seed: int) -> dict:
     return res
 
 
-MEASURE = {"elu": _elu, "vae": _vae, "gan": _gan, "irnn": _irnn, "urnn": _urnn, "dqn": _dqn}
+MEASURE = {"elu": _elu, "vae": _vae, "gan": _gan, "irnn": _irnn, "urnn": _urnn, "rnn_dropout": _rnn_dropout, "dqn": _dqn}
 
 
 def child(slug: str, seed: int) -> None:
