@@ -521,9 +521,14 @@ if SCALE == "paper":   # on a GPU, with checkpoints in PAPERNOTES_CHECKPOINTS
 md(r"""
 ## 8. Speech, translation and captions
 
-The paper applies the same dropout to three more tasks whose data cannot be had offline (an
-internal Google Icelandic speech corpus, WMT'14 English→French, MSCOCO captions), so they are
-not rerun here; their numbers are on the chapter page.
+The paper applies the same dropout to three more tasks whose data cannot be had offline, so
+they are not rerun here. On Google's internal Icelandic speech corpus (93k utterances),
+dropout raised frame accuracy on the validation set from 68.9% to 70.5% while it lowered it on
+the training set from 71.6% to 69.4% (Table 2). On WMT'14 English→French (4 layers of 1,000
+units, dropout 0.2), test perplexity fell from 5.8 to 5.0 and BLEU rose from 25.9 to 29.03,
+still below the phrase-based LIUM system's 33.30 (Table 3). For MSCOCO captions, one model with
+dropout (test perplexity 7.99, BLEU 24.3) nearly matched an ensemble of 10 models without it
+(7.5, 24.4), against 8.47 and 23.5 for a single model without (Table 4).
 
 ## Exercises
 
