@@ -83,13 +83,16 @@ def _candidates(size: str, n_windows: int, dev: torch.device) -> tuple[dict, int
 
 
 def run(write: bool = True, sizes: tuple[str, ...] = ("small", "medium"), windows_per_call: int = 3,
-        repeats: int = 9) -> dict:
-    """Time ours against the peer at each size; return (and with ``write``, write) the results."""
+        repeats: int = 9, threads: int | None = 1) -> dict:
+    """Time ours against the peer at each size on ``threads`` torch threads (``None``: as set);
+    return (and with ``write``, write) the results."""
     known = tuple(paper_models())
     if not sizes or not set(sizes) <= set(known):
         raise ValueError(f"sizes must be drawn from {known}, got {sizes!r}")
     if isinstance(windows_per_call, bool) or not isinstance(windows_per_call, int) or windows_per_call < 1:
         raise ValueError(f"windows_per_call must be an int >= 1, got {windows_per_call!r}")
+    if threads is not None:
+        runtime.set_threads(threads)
     start = time.perf_counter()
     dev = runtime.device()
     metrics, curves = {}, {}
