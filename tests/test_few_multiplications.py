@@ -171,3 +171,46 @@ def test_fewmult_linear_rejects_bad_arguments():
         fm.FewMultLinear(3, 3, mode="binaryish")
     with pytest.raises(ValueError, match="empty"):
         fm.FewMultLinear(3, 3, min_exp=2, max_exp=-2)
+
+
+# --- the study ----------------------------------------------------------------------------------------
+
+def test_squared_hinge_by_hand():
+    scores = torch.tensor([[0.5, -2.0, 0.0]])
+    # true class 0: (1 - 0.5)^2; others t = -1: max(0, 1 - 2)^2 = 0, (1 + 0)^2 = 1
+    assert float(fm.squared_hinge(scores, torch.tensor([0]))) == pytest.approx(0.25 + 0 + 1)
+    with pytest.raises(ValueError, match=r"\(B, K\)"):
+        fm.squared_hinge(scores[0], torch.tensor([0]))
+
+
+def test_bn_statistics_are_those_of_the_evaluation_network():
+    torch.manual_seed(0)
+    model = fm.FewMultMLP((6, 5, 3), mode="binary")
+    x = torch.randn(400, 6)
+    fm.recompute_bn_statistics(model, x, batch_size=100)
+    bn = model.net[1]
+    with torch.no_grad():
+        z = x @ model.net[0].weight.t()      # real weights: the evaluation network
+    batch_means = z.view(4, 100, 5).mean(1).mean(0)
+    torch.testing.assert_close(bn.running_mean, batch_means, rtol=1e-5, atol=1e-6)
+
+
+def test_lr_schedule_is_geometric():
+    c = fm.Config()
+    assert c.lr_at(0) == pytest.approx(0.3) and c.lr_at(1000) == pytest.approx(0.01)
+    assert c.lr_at(500) == pytest.approx(math.sqrt(0.3 * 0.01))
+
+
+def test_study_runs_and_reports_every_variant(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERNOTES_PROGRESS", "0")
+    cfg = fm.Config(sizes=(784, 32, 10), epochs=2, train_limit=1_000, seeds=(0, 1))
+    out = fm.run(cfg, scale="quick", write=False, device="cpu")
+    m = out["metrics"]
+    for v in fm.VARIANTS:
+        assert 0 <= m[f"test_error.{v}"] < 0.6 and f"test_error_sd.{v}" in m
+    assert m["mults.forward.full"] == 784 * 32 + 32 * 10 and m["mults.forward.ternary_qb"] == 32 + 10
+    # backward, full: weight gradients of both layers + the error sent to the hidden layer
+    assert m["mults.backward.full"] == (784 * 32 + 32 * 10) + 32 * 10
+    assert m["mults.backward.ternary_qb"] == 32
+    with pytest.raises(ValueError, match="variants"):
+        fm.Config(variants=("quaternary",))
