@@ -413,3 +413,15 @@ def test_run_writes_the_chapter_metrics(tmp_path, monkeypatch):
     # a second run trains nothing: every unit comes from the cache
     again = rd.run(cfg, scale="quick", write=False, device="cpu")
     assert again["metrics"]["val_ppl.dropout"] == m["val_ppl.dropout"]
+
+
+def test_training_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
+    cfg = rd.LMConfig(hidden=8, vocab_size=20, dropout=0.3, seq_len=5, batch_size=2, epochs=3)
+    stream = np.random.default_rng(0).integers(0, 20, 300)
+    valid = stream[:60]
+    _, whole = rd.train_model(cfg, stream, valid, seed=0, device="cpu")
+    ckpt = tmp_path / "run.pt"
+    short = dataclasses.replace(cfg, epochs=2)  # "killed" after two epochs
+    rd.train_model(short, stream, valid, seed=0, device="cpu", checkpoint=ckpt)
+    _, resumed = rd.train_model(cfg, stream, valid, seed=0, device="cpu", checkpoint=ckpt)
+    assert resumed["val_ppl"] == whole["val_ppl"] and resumed["train_ppl"] == whole["train_ppl"]

@@ -27,6 +27,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -157,22 +158,36 @@ class Config:
 
 
 def train_model(config: LMConfig, train_tokens, valid_tokens, *, seed: int, device=None, desc: str = "",
-                on_epoch=None) -> tuple[LSTMLM, dict]:
+                on_epoch=None, checkpoint=None) -> tuple[LSTMLM, dict]:
     """Train one :class:`LSTMLM` as ``main.lua`` does (:func:`train_epoch` for ``config.epochs``
     epochs, the step from :func:`lr_at_epoch`), validating after each epoch on the whole
     ``valid_tokens`` stream. Returns the model and ``{"val_ppl": [...], "train_ppl": [...], "lr":
-    [...], "seconds": s, "tokens_per_s": ...}`` (one entry per epoch)."""
+    [...], "seconds": s, "tokens_per_s": ...}`` (one entry per epoch).
+
+    ``checkpoint``: a file to which the model, optimizer, history and torch's RNG state are
+    written (atomically) after every epoch, and from which a new call with the same arguments
+    resumes (a recycled Colab VM, a killed job); on the CPU the resumed run is bit-for-bit the
+    uninterrupted one."""
     device = device or runtime.device()
     torch.manual_seed(seed)
     model = LSTMLM(config).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, foreach=True)
     data = batchify(train_tokens, config.batch_size, config.vocab_size).to(device)
     hist = {"val_ppl": [], "train_ppl": [], "lr": []}
-    t0, train_s, tokens = time.perf_counter(), 0.0, 0
+    t0, train_s, tokens, start = time.perf_counter(), 0.0, 0, 1
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = training.load_checkpoint(checkpoint, map_location="cpu")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        hist = {k: list(v) for k, v in state["hist"].items()}
+        train_s, tokens, start = state["train_s"], state["tokens"], state["epoch"] + 1
+        torch.set_rng_state(state["rng"])
+        if torch.cuda.is_available() and "cuda_rng" in state:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
     n_per_epoch = ((data.shape[0] - 1) // config.seq_len) * config.seq_len * config.batch_size
-    with training.progress(total=n_per_epoch * config.epochs, desc=desc or f"LSTM {config.hidden}",
-                           unit="tok") as bar:
-        for epoch in range(1, config.epochs + 1):
+    with training.progress(total=n_per_epoch * config.epochs, initial=n_per_epoch * (start - 1),
+                           desc=desc or f"LSTM {config.hidden}", unit="tok") as bar:
+        for epoch in range(start, config.epochs + 1):
             lr = lr_at_epoch(config, epoch)
             out = train_epoch(model, data, optimizer, lr, progress=bar)
             train_s += out["seconds"]
@@ -182,6 +197,12 @@ def train_model(config: LMConfig, train_tokens, valid_tokens, *, seed: int, devi
             hist["train_ppl"].append(out["train_ppl"])
             hist["lr"].append(lr)
             bar.set_postfix(epoch=epoch, val_ppl=f"{val:.1f}")
+            if checkpoint is not None:
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "hist": hist,
+                         "train_s": train_s, "tokens": tokens, "epoch": epoch, "rng": torch.get_rng_state()}
+                if torch.cuda.is_available():
+                    state["cuda_rng"] = torch.cuda.get_rng_state_all()
+                training.save_checkpoint(checkpoint, state)
             if on_epoch is not None:
                 on_epoch(epoch, hist)
     hist["seconds"] = time.perf_counter() - t0
@@ -190,16 +211,20 @@ def train_model(config: LMConfig, train_tokens, valid_tokens, *, seed: int, devi
 
 
 def _cached(config: Config, key: dict, label: str, compute) -> dict:
-    """``compute()`` (one trained run's JSON-able numbers), or its cached copy when
-    ``config.cache`` and an earlier run with the same ``key`` stored it."""
+    """``compute(checkpoint)`` (one trained run's JSON-able numbers), or its cached copy when
+    ``config.cache`` and an earlier run with the same ``key`` stored it; with ``config.cache``
+    the run also checkpoints every epoch beside it (``<label>-<digest>.pt``) and resumes from
+    there, and the checkpoint is removed once the numbers are stored."""
     if not config.cache:
-        return compute()
+        return compute(None)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = runtime.checkpoints_dir() / SLUG / f"{label}-{digest}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    out = compute()
+    ckpt = path.with_suffix(".pt")
+    out = compute(ckpt)
     training.write_atomic(path, lambda f: f.write(json.dumps(out).encode()))
+    ckpt.unlink(missing_ok=True)
     return out
 
 
@@ -233,9 +258,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
                    "train_tokens": config.train_tokens, "valid_tokens": config.valid_tokens,
                    "test_tokens": config.test_tokens, "version": 1}
 
-            def compute(cfg=cfg, name=name):
+            def compute(ckpt, cfg=cfg, name=name):
                 model, hist = train_model(cfg, _slice(corpus.train, config.train_tokens), valid, seed=config.seed,
-                                          device=device, desc=f"{name} LSTM")
+                                          device=device, desc=f"{name} LSTM", checkpoint=ckpt)
                 if models is not None:
                     models[name] = model
                 return {**hist, "test_ppl": evaluate(model, test)}
@@ -256,9 +281,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         key = {"unit": "claim", "model": cfg.as_dict(), "seed": seed, "train_tokens": config.claim_train_tokens,
                "valid_tokens": config.valid_tokens, "version": 1}
 
-        def compute():
+        def compute(ckpt):
             model, hist = train_model(cfg, claim_train, valid, seed=seed, device=device,
-                                      desc=f"{placement} p={cfg.dropout} seed {seed}")
+                                      desc=f"{placement} p={cfg.dropout} seed {seed}", checkpoint=ckpt)
             if models is not None:
                 models[f"{placement}.p{cfg.dropout}.seed{seed}"] = model
             return hist
