@@ -214,3 +214,12 @@ def test_study_runs_and_reports_every_variant(tmp_path, monkeypatch):
     assert m["mults.backward.ternary_qb"] == 32
     with pytest.raises(ValueError, match="variants"):
         fm.Config(variants=("quaternary",))
+
+
+def test_exponent_range_from_bits():
+    assert fm.exponent_range(3) == (-4, 3)     # the authors' convolutional layers
+    assert fm.exponent_range(1, top=0) == (-1, 0)
+    with pytest.raises(ValueError, match="empty"):
+        fm.exponent_range(0)
+    with pytest.raises(TypeError):
+        fm.exponent_range(2.0)

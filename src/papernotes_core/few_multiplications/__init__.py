@@ -28,11 +28,11 @@ from torch import nn
 
 from .. import results, runtime, training
 from ..data import load_mnist
-from .layers import (MODES, AddShiftLinear, FewMultLinear, binarize, count_multiplications, glorot_h,
+from .layers import (MODES, AddShiftLinear, FewMultLinear, binarize, count_multiplications, exponent_range, glorot_h,
                      is_power_of_two, quantize_pow2, shift_outer, straight_through, ternarize)
 
 __all__ = ["MNIST_SIZES", "MODES", "PAPER", "SLUG", "VARIANTS", "AddShiftLinear", "Config", "FewMultLinear",
-           "FewMultMLP", "binarize", "count_multiplications", "glorot_h", "is_power_of_two", "main",
+           "FewMultMLP", "binarize", "count_multiplications", "exponent_range", "glorot_h", "is_power_of_two", "main",
            "quantize_pow2", "recompute_bn_statistics", "run", "shift_outer", "squared_hinge", "straight_through",
            "ternarize", "train_one"]
 

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["AddShiftLinear", "FewMultLinear", "MODES", "binarize", "count_multiplications", "glorot_h",
+__all__ = ["AddShiftLinear", "FewMultLinear", "MODES", "binarize", "count_multiplications", "exponent_range", "glorot_h",
            "is_power_of_two", "quantize_pow2", "shift_outer", "straight_through", "ternarize"]
 
 #: Weight modes: real-valued, binary connect, ternary connect.
@@ -124,6 +124,20 @@ def _check_exponents(min_exp, max_exp) -> tuple[int | None, int | None]:
     if min_exp is not None and max_exp is not None and min_exp > max_exp:
         raise ValueError(f"the exponent range [{min_exp}, {max_exp}] is empty: min_exp must be <= max_exp")
     return min_exp, max_exp
+
+
+def exponent_range(bits: int, top: int = 3) -> tuple[int, int]:
+    r"""The exponents a ``bits``-bit exponent field can hold, ending at ``top``:
+    :math:`[\text{top} - 2^{\text{bits}} + 1, \text{top}]`. The authors' convolutional layers
+    clip the lower exponent to :math:`[-4, 3]`: ``exponent_range(3)``. Raises ``ValueError``
+    for ``bits < 1`` (an empty range)."""
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
+    if bits < 1:
+        raise ValueError(f"bits must be >= 1: {bits} bits hold no exponent (an empty range)")
+    if isinstance(top, bool) or not isinstance(top, int):
+        raise TypeError(f"top must be an int, got {type(top).__name__}")
+    return top - 2 ** bits + 1, top
 
 
 def quantize_pow2(x: torch.Tensor, *, min_exp: int | None = None, max_exp: int | None = None,
