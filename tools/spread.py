@@ -48,6 +48,7 @@ CLAIMS = {
     "irnn": {"adding_t20_test_mse.irnn": "lower"},
     "urnn": {"copy_t20_test_xent.urnn": "lower"},
     "rnn_dropout": {"test_ppl.small": "lower"},
+    "few_multiplications": {f"test_error.{v}": "lower" for v in ("full", "binary", "ternary", "binary_qb", "ternary_qb")},
     "dqn": {"cartpole_eval_return": "higher", "tabular_q_error": "lower", "linear_dqn_error": "lower",
             "linear_dqn_wrong_actions": "lower"},
 }
@@ -185,6 +186,23 @@ def _rnn_dropout(seed: int) -> dict:
     return {"test_ppl.small": [out["metrics"]["test_ppl.small"], rnn_dropout.evaluate(model, test)]}
 
 
+def _few_multiplications(seed: int) -> dict:
+    import dataclasses as dc
+    import torch
+    from papernotes_core import few_multiplications as fm
+
+    config = dc.replace(fm.Config.quick(), seeds=(seed,))
+    out = fm.run(config, scale="quick", write=False)
+    data = fm._data(config, torch.device("cpu"))
+    res = {}
+    for v, (mode, qb) in fm.VARIANTS.items():
+        fm.runtime.seed_everything(seed)
+        model = fm.FewMultMLP(config.sizes, mode=mode, quantized_backprop=qb)
+        fm.recompute_bn_statistics(model, torch.cat([data[0][0], data[1][0]]), config.batch)
+        res[f"test_error.{v}"] = [out["metrics"][f"test_error.{v}"], fm.error_rate(model, *data[2])]
+    return res
+
+
 def _urnn(seed: int) -> dict:
     import torch
     from papernotes_core import tasks, urnn
@@ -230,7 +248,7 @@ def _dqn(seed: int) -> dict:
     return res
 
 
-MEASURE = {"elu": _elu, "vae": _vae, "gan": _gan, "irnn": _irnn, "urnn": _urnn, "rnn_dropout": _rnn_dropout, "dqn": _dqn}
+MEASURE = {"elu": _elu, "vae": _vae, "gan": _gan, "irnn": _irnn, "urnn": _urnn, "rnn_dropout": _rnn_dropout, "few_multiplications": _few_multiplications, "dqn": _dqn}
 
 
 def child(slug: str, seed: int) -> None:
