@@ -398,7 +398,7 @@ def test_run_writes_the_chapter_metrics(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path / "ck"))
     cfg = dataclasses.replace(rd.Config.quick(), epochs=1, train_tokens=2_000, valid_tokens=500, test_tokens=500,
                               claim_hidden=8, claim_epochs=2, claim_train_tokens=1_500, claim_dropouts=(0.2, 0.4),
-                              claim_seeds=(0, 1), cache=True)
+                              claim_seeds=(0, 1), context_probe=(1, 3), cache=True)
     out = rd.run(cfg, scale="quick", write=False, device="cpu")
     m = out["metrics"]
     for key in ("test_ppl.small", "val_ppl.dropout", "val_ppl.no_dropout", "val_ppl.recurrent_dropout",
@@ -410,6 +410,12 @@ def test_run_writes_the_chapter_metrics(tmp_path, monkeypatch):
     assert m["dropout_rate.dropout"] == min(grid, key=grid.get)
     assert m["val_ppl.dropout.seed0"] == grid[m["dropout_rate.dropout"]]
     assert len(out["curves"]["val_ppl_vs_epoch.no_dropout.seed1"]) == 2
+    # the context probe: per placement, the perplexity with the state reset every 1 and 3 tokens,
+    # and a retrained first seed that reproduces the run it stands for
+    for pl in rd.PLACEMENTS:
+        assert m[f"context_ppl.{pl}.c1"] > m[f"context_ppl.{pl}.c3"] > 0 or m[f"context_ppl.{pl}.c1"] > 0
+        assert m[f"context_ppl.{pl}.full"] == out["curves"][f"val_ppl_vs_epoch.{pl}.seed0"][-1][1]
+        assert m[f"probe_vs_run_max_diff.{pl}"] == 0.0
     # a second run trains nothing: every unit comes from the cache
     again = rd.run(cfg, scale="quick", write=False, device="cpu")
     assert again["metrics"]["val_ppl.dropout"] == m["val_ppl.dropout"]
@@ -425,3 +431,24 @@ def test_training_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
     rd.train_model(short, stream, valid, seed=0, device="cpu", checkpoint=ckpt)
     _, resumed = rd.train_model(cfg, stream, valid, seed=0, device="cpu", checkpoint=ckpt)
     assert resumed["val_ppl"] == whole["val_ppl"] and resumed["train_ppl"] == whole["train_ppl"]
+
+
+def test_evaluate_with_a_context_limit_resets_the_state():
+    m = small_model("dropout", p=0.5)
+    stream = np.random.default_rng(1).integers(0, 13, size=50)
+    # by hand: windows of 7 predictions, each from a zero state
+    m.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for a in range(0, 49, 7):
+            k = min(7, 49 - a)
+            x = torch.as_tensor(stream[a:a + k]).view(-1, 1)
+            y = torch.as_tensor(stream[a + 1:a + k + 1])
+            total += float(F.cross_entropy(m(x)[0][:, 0], y, reduction="sum"))
+            n += k
+    assert n == 49
+    assert rd.evaluate(m, stream, context=7) == pytest.approx(math.exp(total / n), rel=1e-5)
+    # a context as long as the stream is the plain evaluation
+    assert rd.evaluate(m, stream, context=49) == pytest.approx(rd.evaluate(m, stream), rel=1e-5)
+    with pytest.raises(ValueError, match="context must be"):
+        rd.evaluate(m, stream, context=0)

@@ -43,7 +43,7 @@ __all__ = ["PAPER", "PARTS", "PLACEMENTS", "SLUG", "Config", "LMConfig", "LSTMLM
 
 SLUG = "rnn_dropout"
 #: The parts of the study, for splitting it over processes (``--parts``).
-PARTS = ("reproduce", "no_dropout", "selection")
+PARTS = ("reproduce", "no_dropout", "selection", "context")
 
 
 def _opt_tokens(name: str, value) -> None:
@@ -66,6 +66,11 @@ class Config:
     :data:`PLACEMENTS` over ``claim_seeds``, the two dropout placements at the rate from
     ``claim_dropouts`` that gives the best validation perplexity with ``claim_seeds[0]``.
 
+    ``context_probe``: context lengths at which the first seed's model of each placement (at its
+    chosen rate, trained again, so that the model is at hand) is also validated with its state
+    zeroed every that many tokens (:func:`evaluate` with ``context``): how much each placement
+    uses what it remembers (one seed; part ``"context"``).
+
     ``parts``: which of :data:`PARTS` to run; ``cache``: keep each trained run's numbers beside
     the checkpoints, so a study split over processes (``--parts``) is gathered by one more run
     that trains nothing.
@@ -85,6 +90,7 @@ class Config:
     claim_train_tokens: int | None = None
     claim_dropouts: tuple[float, ...] = (0.3, 0.5, 0.65)
     claim_seeds: tuple[int, ...] = (0, 1, 2)
+    context_probe: tuple[int, ...] = ()
     parts: tuple[str, ...] = PARTS
     seed: int = 0
     threads: int | None = None
@@ -114,6 +120,9 @@ class Config:
                 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.claim_seeds)
                 or len(set(self.claim_seeds)) != len(self.claim_seeds)):
             raise ValueError(f"claim_seeds must be a non-empty tuple of distinct ints >= 0, got {self.claim_seeds!r}")
+        if not isinstance(self.context_probe, tuple) or not all(
+                isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in self.context_probe):
+            raise ValueError(f"context_probe must be a tuple of context lengths (ints >= 1), got {self.context_probe!r}")
         if not isinstance(self.parts, tuple) or not set(self.parts) <= set(PARTS):
             raise ValueError(f"parts must be a tuple drawn from {PARTS}, got {self.parts!r}")
 
@@ -146,9 +155,11 @@ class Config:
         core); the claims at 200 units (init 0.1, 20 steps, step 1, clip 5) for 8 epochs on the
         first quarter of the training tokens (232,397: a slice, so that a network of this width
         over-fits within the budget), validated on the whole validation split, seeds 0, 1, 2,
-        dropout rate chosen from 0.3 and 0.5."""
+        dropout rate chosen from 0.3 and 0.5; and the context probe at 1, 2, 5, 10, 20 and 50
+        tokens (seed 0)."""
         return cls(models=("small",), claim_hidden=200, claim_init=0.1, claim_seq_len=20, claim_epochs=8,
-                   claim_train_tokens=929_589 // 4, claim_dropouts=(0.3, 0.5), threads=1, cache=True)
+                   claim_train_tokens=929_589 // 4, claim_dropouts=(0.3, 0.5), context_probe=(1, 2, 5, 10, 20, 50),
+                   threads=1, cache=True)
 
     @classmethod
     def paper(cls) -> "Config":
@@ -289,19 +300,46 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
             return hist
         return _cached(config, key, f"claim_{placement}", compute)
 
+    first = config.claim_seeds[0]
+
+    def select(placement: str) -> tuple[float, dict]:
+        """The rate of ``placement`` with the best validation perplexity on the first seed."""
+        grid = {p: claim_run(placement, p, first) for p in config.claim_dropouts}
+        for p, h in grid.items():
+            metrics[f"val_ppl_grid.{placement}.p{p}"] = min(h["val_ppl"])
+        chosen = min(grid, key=lambda p: min(grid[p]["val_ppl"]))
+        metrics[f"dropout_rate.{placement}"] = chosen
+        return chosen, grid
+
     runs: dict[str, dict[int, dict]] = {}
     if "no_dropout" in config.parts:
         runs["no_dropout"] = {s: claim_run("no_dropout", 0.0, s) for s in config.claim_seeds}
     if "selection" in config.parts:
-        first = config.claim_seeds[0]
         for placement in ("dropout", "recurrent_dropout"):
-            grid = {p: claim_run(placement, p, first) for p in config.claim_dropouts}
-            for p, h in grid.items():
-                metrics[f"val_ppl_grid.{placement}.p{p}"] = min(h["val_ppl"])
-            chosen = min(grid, key=lambda p: min(grid[p]["val_ppl"]))
-            metrics[f"dropout_rate.{placement}"] = chosen
+            chosen, grid = select(placement)
             runs[placement] = {s: grid[chosen] if s == first else claim_run(placement, chosen, s)
                                for s in config.claim_seeds}
+    if "context" in config.parts and config.context_probe:
+        for placement in PLACEMENTS:
+            rate = 0.0 if placement == "no_dropout" else select(placement)[0]
+            cfg = config.claim_model(placement, rate)
+            key = {"unit": "probe", "model": cfg.as_dict(), "seed": first, "train_tokens": config.claim_train_tokens,
+                   "valid_tokens": config.valid_tokens, "contexts": list(config.context_probe), "version": 1}
+
+            def probe(ckpt, cfg=cfg, placement=placement):
+                model, hist = train_model(cfg, claim_train, valid, seed=first, device=device,
+                                          desc=f"probe {placement} p={cfg.dropout}", checkpoint=ckpt)
+                return {**hist, "context_ppl": [[k, evaluate(model, valid, context=k)]
+                                                for k in config.context_probe]}
+            out = _cached(config, key, f"probe_{placement}", probe)
+            curve = out["context_ppl"] + [[None, out["val_ppl"][-1]]]
+            for k, v in curve:
+                metrics[f"context_ppl.{placement}." + ("full" if k is None else f"c{k}")] = v
+            curves[f"val_ppl_vs_context.{placement}"] = out["context_ppl"]
+            # the probe trains the first seed's run again: it must reproduce that run's curve
+            again = claim_run(placement, rate, first)["val_ppl"]
+            metrics[f"probe_vs_run_max_diff.{placement}"] = float(np.max(np.abs(np.subtract(out["val_ppl"], again))))
+            metrics[f"seconds.probe.{placement}"] = out["seconds"]
 
     best = {}
     for placement, per_seed in runs.items():

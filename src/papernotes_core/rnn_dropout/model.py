@@ -294,22 +294,45 @@ def train_epoch(model: LSTMLM, data: torch.Tensor, optimizer: torch.optim.Optimi
 
 
 @torch.no_grad()
-def evaluate(model: LSTMLM, tokens, *, chunk: int = 2000) -> float:
+def evaluate(model: LSTMLM, tokens, *, chunk: int = 2000, context: int | None = None) -> float:
     """Perplexity of ``model`` (dropout off) on the whole stream ``tokens``: every one of its
     ``len(tokens) - 1`` next-token predictions, read in one column from a zero state (as
-    ``main.lua``'s test), ``chunk`` steps at a time with the state carried."""
+    ``main.lua``'s test), ``chunk`` steps at a time with the state carried.
+
+    ``context``: instead, zero the state every ``context`` tokens, so that each prediction sees
+    at most the ``context`` tokens before it within its window (the windows are read side by
+    side as the columns of a batch). Comparing the perplexity at several ``context`` lengths
+    measures how much a model uses what it remembers from further back."""
     dev = model.embed.weight.device
+    if context is not None:
+        if isinstance(context, bool) or not isinstance(context, int) or context < 1:
+            raise ValueError(f"context must be an int >= 1 (tokens) or None, got {context!r}")
     data = batchify(tokens, 1, model.config.vocab_size).to(dev)
     was = model.training
     model.eval()
     try:
-        state, total, n = None, 0.0, 0
-        for a in range(0, data.shape[0] - 1, chunk):
-            x, y = data[a:a + chunk], data[a + 1:a + chunk + 1]
-            x = x[:len(y)]
-            logits, state = model(x, state)
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
-            n += y.numel()
+        total, n = 0.0, 0
+        if context is None:
+            state = None
+            for a in range(0, data.shape[0] - 1, chunk):
+                x, y = data[a:a + chunk], data[a + 1:a + chunk + 1]
+                x = x[:len(y)]
+                logits, state = model(x, state)
+                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
+                n += y.numel()
+        else:
+            stream = data[:, 0]
+            m = stream.numel() - 1
+            pieces = [(a, min(context, m - a)) for a in range(0, m, context)]
+            full = [a for a, k in pieces if k == context]
+            groups = [(full[i:i + 512], context) for i in range(0, len(full), 512)]
+            groups += [([a], k) for a, k in pieces if k != context]
+            for starts, k in groups:
+                idx = torch.as_tensor(starts, device=dev).unsqueeze(0) + torch.arange(k, device=dev).unsqueeze(1)
+                x, y = stream[idx], stream[idx + 1]                     # (k, windows)
+                logits, _ = model(x)
+                total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
+                n += y.numel()
     finally:
         model.train(was)
     return perplexity(total, n)
