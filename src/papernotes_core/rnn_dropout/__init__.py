@@ -320,7 +320,7 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
             runs[placement] = {s: grid[chosen] if s == first else claim_run(placement, chosen, s)
                                for s in config.claim_seeds}
     if "context" in config.parts and config.context_probe:
-        for placement in PLACEMENTS:
+        for placement in ("dropout", "recurrent_dropout", "no_dropout"):  # the last one's runs come last
             rate = 0.0 if placement == "no_dropout" else select(placement)[0]
             cfg = config.claim_model(placement, rate)
             key = {"unit": "probe", "model": cfg.as_dict(), "seed": first, "train_tokens": config.claim_train_tokens,
