@@ -432,21 +432,75 @@ code(r"""
 def per_seed(pl):
     return [cm[f"val_ppl.{pl}.seed{s}"] for s in seeds]
 
+tests = {}
 for a, b in (("dropout", "no_dropout"), ("dropout", "recurrent_dropout")):
-    w = evaluation.welch_t_test(per_seed(a), per_seed(b))
+    tests[b] = w = evaluation.welch_t_test(per_seed(a), per_seed(b))
     print(f"{a} vs {b}: {cm[f'val_ppl.{a}']:.1f} vs {cm[f'val_ppl.{b}']:.1f}, "
           f"diff {w.diff:+.1f}, t {w.t:+.2f}, df {w.df:.1f}, p = {w.p:.2g}")
 # (a) without dropout the network over-fits: validation turns up after its best
-# epoch on every seed, while with dropout it is still improving at the end
+# epoch on every seed and climbs far above it, while with dropout it is flat
+# or still improving at the end ...
 assert all(cm[f"best_epoch.no_dropout.seed{s}"] < ccfg["claim_epochs"]
            for s in seeds)
 assert cm["val_ppl_rise.no_dropout"] > 5 * max(cm["val_ppl_rise.dropout"], 1.0)
-# ... and ends up worse than the network with dropout
-assert cm["val_ppl.dropout"] < cm["val_ppl.no_dropout"]
-assert cm["welch_p.dropout_vs_no_dropout"] < 0.05
-# (b) dropping the recurrent connections too learns worse than the
-# paper's placement
-assert cm["val_ppl.dropout"] < cm["val_ppl.recurrent_dropout"]
+# ... and ends up worse than the network with dropout, on every seed
+assert max(per_seed("dropout")) < min(per_seed("no_dropout"))
+assert tests["no_dropout"].p < 0.05
+# (b) as measured here: dropping the recurrent connections too is NOT worse
+# than the paper's placement (the paper's claim does not hold at this scale);
+# the difference is within the spread of the seeds or in its favour
+assert (tests["recurrent_dropout"].p > 0.05
+        or cm["val_ppl.recurrent_dropout"] < cm["val_ppl.dropout"])
+""")
+
+md(r"""
+Claim (a) holds: without dropout the network reaches its best validation perplexity after a
+few epochs and then over-fits (the training perplexity keeps falling), while with the paper's
+dropout it is still improving, or flat, after eight epochs, and ends far lower. Claim (b) does
+**not** hold at this scale: with its rate chosen on validation the same way, dropout on the
+recurrent connections as well is as good as the paper's placement, or slightly better. The
+paper argues (b) from the way masks on the recurrent state corrupt memory (its Sec. 3 and
+Fig. 3), without an experiment of its own. So we tested that mechanism directly: if masks on
+$h_{t-1}$ stop a network from using what it saw long ago, its perplexity should gain less than
+the paper's placement does when it is allowed a longer context. The committed run trains the
+first seed of each placement again (it reproduces the run exactly) and validates it with the
+state zeroed every $k$ tokens:
+""")
+
+code(r"""
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for pl in rd.PLACEMENTS:
+    k, v = np.array(cc[f"val_ppl_vs_context.{pl}"]).T
+    ax.plot(k, v, "o-", color=COLOURS[pl], label=LABELS[pl])
+    ax.axhline(cm[f"context_ppl.{pl}.full"], color=COLOURS[pl], ls=":")
+ax.set(xscale="log", xlabel="context k (state zeroed every k tokens)",
+       ylabel="validation perplexity",
+       title="Context used, seed 0 (dotted: no reset), committed cpu run")
+ax.legend(fontsize=7)
+fig.tight_layout()
+plt.show()
+gain = {}
+for pl in rd.PLACEMENTS:
+    c20, full = cm[f"context_ppl.{pl}.c20"], cm[f"context_ppl.{pl}.full"]
+    gain[pl] = c20 / full
+    print(f"{pl:18s} context 20: {c20:6.1f}   unlimited: {full:6.1f}   "
+          f"ratio {gain[pl]:.3f}   (the rerun matches its run to "
+          f"{cm[f'probe_vs_run_max_diff.{pl}']:.1g})")
+# one seed: an observation. Both dropout placements gain the same from the
+# context beyond 20 tokens (within 2%): no sign that recurrent masks erased
+# long-range memory here.
+assert abs(gain["dropout"] - gain["recurrent_dropout"]) < 0.02
+""")
+
+md(r"""
+Both dropout placements gain the same from context beyond 20 tokens, and the
+recurrent-dropout network is ahead at every context length: at rate 0.3, over windows of 20
+steps, the masks on $h_{t-1}$ did not cost this network its long-range memory, and their
+extra regularisation (the paper's placement cannot regularise the recurrent weights
+$W_{hh}$ at all) paid for itself on a quarter of the corpus. The rate matters: at 0.5 the
+recurrent placement was much worse than at 0.3 (the selection above). Which of these carries
+over to the paper's scale (650 and 1,500 units, the whole corpus, 35 steps, rates 0.5 and 0.65)
+we have not tested; that run needs a GPU (`SCALE = "paper"` runs it).
 """)
 
 md(r"""

@@ -164,8 +164,9 @@ class Config:
     @classmethod
     def paper(cls) -> "Config":
         """The paper's three models on the full corpus (for a GPU), and the claims at the medium
-        model's width (650 units, 35 steps, init 0.05) on the full corpus for 15 epochs."""
-        return cls(cache=True)
+        model's width (650 units, 35 steps, init 0.05) on the full corpus for 15 epochs, with the
+        context probe."""
+        return cls(context_probe=(1, 2, 5, 10, 20, 50), cache=True)
 
 
 def train_model(config: LMConfig, train_tokens, valid_tokens, *, seed: int, device=None, desc: str = "",
