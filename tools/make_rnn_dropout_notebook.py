@@ -399,12 +399,14 @@ for pl in rd.PLACEMENTS:
 """)
 
 code(r"""
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+from matplotlib.ticker import MaxNLocator
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+n_quick = config.claim_train_tokens or 929_589
 for ax, data, name in (
-        (axes[0], out, f"this run ({SCALE}, {config.claim_hidden} units, "
-                       f"{config.claim_train_tokens or 'all'} tokens)"),
-        (axes[1], cpu, f"committed cpu run ({ccfg['claim_hidden']} units, "
-                       f"{ccfg['claim_train_tokens']:,} tokens)")):
+        (axes[0], out, f"This run ({SCALE}): {config.claim_hidden} units, "
+                       f"{n_quick:,} tokens"),
+        (axes[1], cpu, f"Committed cpu run: {ccfg['claim_hidden']} units, "
+                       f"{ccfg['claim_train_tokens']:,} tokens")):
     for pl in rd.PLACEMENTS:
         keys = sorted(c for c in data["curves"]
                       if c.startswith(f"val_ppl_vs_epoch.{pl}."))
@@ -416,9 +418,10 @@ for ax, data, name in (
             first = k == 0 and pl == "dropout"
             ax.plot(e, t, ":", color=COLOURS[pl],
                     label="training (under dropout)" if first else None)
-    ax.set(xlabel="epoch", ylabel="perplexity", yscale="log",
-           title=f"Validation (solid), training (dotted): {name}")
+    ax.set(xlabel="epoch", ylabel="perplexity", yscale="log", title=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7)
+fig.suptitle("Validation (solid) and training (dotted) perplexity per epoch")
 fig.tight_layout()
 plt.show()
 """)
@@ -674,7 +677,8 @@ paper's 0.5 for 650 units and 0.65 for 1,500.
 def build() -> dict:
     cells = []
     for kind, text, tags in CELLS:
-        cell = {"cell_type": kind, "metadata": ({"tags": tags} if tags else {}),
+        cell = {"cell_type": kind, "id": f"cell-{len(cells):02d}",
+                "metadata": ({"tags": tags} if tags else {}),
                 "source": text.splitlines(keepends=True)}
         if kind == "code":
             cell.update(execution_count=None, outputs=[])
