@@ -223,3 +223,8 @@ def test_exponent_range_from_bits():
         fm.exponent_range(0)
     with pytest.raises(TypeError):
         fm.exponent_range(2.0)
+
+
+def test_is_power_of_two_exactly():
+    x = torch.tensor([0.0, 1.0, -0.5, 2.0 ** -20, 3.0, 0.3, -6.0])
+    assert fm.is_power_of_two(x).tolist() == [True, True, True, True, False, False, False]

@@ -452,3 +452,11 @@ def test_evaluate_with_a_context_limit_resets_the_state():
     assert rd.evaluate(m, stream, context=49) == pytest.approx(rd.evaluate(m, stream), rel=1e-5)
     with pytest.raises(ValueError, match="context must be"):
         rd.evaluate(m, stream, context=0)
+
+
+def test_command_line_rejects_unknown_parts_and_decode_checks_tokens(corpus):
+    with pytest.raises(ValueError, match="--parts takes some of"):
+        rd.main(["--parts", "everything", "--no-write"])
+    assert corpus.decode([corpus.words.index("<eos>")]) == "<eos>"
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        corpus.decode([10_000])
