@@ -675,3 +675,21 @@ def test_write_atomic_replaces_whole_or_leaves_the_old_file(tmp_path):
         training.write_atomic(path, failing)
     assert path.read_bytes() == b"first"                       # untouched
     assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin"]   # no temporary file left
+
+
+def test_unit_cache_computes_once_and_keys_by_settings(tmp_path):
+    from papernotes_core import training
+
+    a = training.unit_cache_path(tmp_path, "run", {"lr": 0.1, "seed": 0})
+    assert a == training.unit_cache_path(tmp_path, "run", {"seed": 0, "lr": 0.1})  # order-free
+    assert a != training.unit_cache_path(tmp_path, "run", {"lr": 0.2, "seed": 0})
+    assert a.parent == tmp_path and a.name.startswith("run-") and a.suffix == ".json"
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"metrics": {"x": 1.5}}
+
+    assert training.cached_json(a, compute) == {"metrics": {"x": 1.5}}
+    assert training.cached_json(a, compute) == {"metrics": {"x": 1.5}}
+    assert len(calls) == 1

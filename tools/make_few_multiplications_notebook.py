@@ -7,21 +7,13 @@ Run it, then `make notebooks NOTEBOOKS=notebooks/few_multiplications.ipynb`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from notebook_source import NotebookSource
+
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "notebooks" / "few_multiplications.ipynb"
-
-CELLS: list[tuple[str, str, list[str]]] = []
-
-
-def md(text: str) -> None:
-    CELLS.append(("markdown", text.strip("\n"), []))
-
-
-def code(text: str, *tags: str) -> None:
-    CELLS.append(("code", text.strip("\n"), list(tags)))
+NB = NotebookSource(ROOT / "notebooks" / "few_multiplications.ipynb")
+md, code = NB.md, NB.code
 
 
 md(r"""
@@ -257,29 +249,5 @@ ordering changes over the epochs we have (the paper trains 1,000).
 """)
 
 
-def build() -> dict:
-    cells = []
-    for kind, text, tags in CELLS:
-        cell = {"cell_type": kind, "metadata": ({"tags": tags} if tags else {}),
-                "source": text.splitlines(keepends=True)}
-        if kind == "code":
-            cell.update(execution_count=None, outputs=[])
-        cells.append(cell)
-    meta = {"accelerator": "GPU", "colab": {"provenance": []},
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python", "version": "3.11"}}
-    return {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
-
-
 if __name__ == "__main__":
-    nb = build()
-    bad = False
-    for i, c in enumerate(nb["cells"]):
-        for line in c["source"]:
-            if c["cell_type"] == "code" and len(line.rstrip("\n")) > 79:
-                print(f"cell {i}: line over 79 characters: {line!r}")
-                bad = True
-    if bad:
-        raise SystemExit(1)
-    OUT.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {OUT} ({len(nb['cells'])} cells)")
+    NB.write()

@@ -187,11 +187,10 @@ def _rnn_dropout(seed: int) -> dict:
 
 
 def _few_multiplications(seed: int) -> dict:
-    import dataclasses as dc
     import torch
     from papernotes_core import few_multiplications as fm
 
-    config = dc.replace(fm.Config.quick(), seeds=(seed,))
+    config = dataclasses.replace(fm.Config.quick(), seeds=(seed,))
     out = fm.run(config, scale="quick", write=False)
     data = fm._data(config, torch.device("cpu"))
     res = {}

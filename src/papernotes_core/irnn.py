@@ -26,8 +26,6 @@ and minibatches of 16 [U]; the LSTM's forget-gate bias set to 1 [U]. Where a sca
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import sys
 import time
@@ -351,14 +349,9 @@ def _unit(config: Config, fields: tuple[str, ...], label: str, compute) -> dict:
     result when ``config.cache`` and an earlier run with the same settings stored it."""
     if not config.cache:
         return compute()
-    key = json.dumps({**{f: getattr(config, f) for f in fields}, "unit": label}, sort_keys=True)
-    path = runtime.checkpoints_dir() / SLUG / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    out = compute()
-    training.write_atomic(path, lambda f: f.write(json.dumps({"metrics": out["metrics"],
-                                                               "curves": out["curves"]}).encode()))
-    return out
+    key = {**{f: getattr(config, f) for f in fields}, "unit": label}
+    path = training.unit_cache_path(runtime.checkpoints_dir() / SLUG, label, key)
+    return training.cached_json(path, compute)
 
 
 def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, results_dir=None,

@@ -273,6 +273,31 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     return path
 
 
+def unit_cache_path(folder: str | os.PathLike, label: str, key: Mapping[str, Any]) -> Path:
+    """Where one unit of a study (one trained model's numbers) is cached:
+    ``<folder>/<label>-<first 12 hex digits of the SHA-256 of key as sorted JSON>.json``, so that
+    any change of a setting in ``key`` gives a new file."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(dict(key), sort_keys=True).encode()).hexdigest()[:12]
+    return Path(folder) / f"{label}-{digest}.json"
+
+
+def cached_json(path: str | os.PathLike, compute: Callable[[], Any]) -> Any:
+    """The JSON stored at ``path`` if it is there, else ``compute()``, stored there atomically
+    (:func:`write_atomic`) and returned. How a study split over processes is gathered by one
+    more run that computes nothing."""
+    import json
+
+    path = Path(path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    out = compute()
+    write_atomic(path, lambda f: f.write(json.dumps(out).encode()))
+    return out
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
     try:

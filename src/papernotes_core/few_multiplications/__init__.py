@@ -15,9 +15,6 @@ chapter's ``cpu`` run, notebook and page are the rest of issue 15.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -233,14 +230,14 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     for variant in config.variants:
         errs = []
         for seed in config.seeds:
-            key = json.dumps({**dataclasses.asdict(config), "variant": variant, "seed": seed, "v": 1}, sort_keys=True)
-            path = runtime.checkpoints_dir() / SLUG / f"{variant}-{seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
-            if config.cache and path.is_file():
-                out = json.loads(path.read_text())
+            def compute(variant=variant, seed=seed):
+                return train_one(config, variant, seed, data, device=device)
+            if config.cache:
+                key = {**dataclasses.asdict(config), "variant": variant, "seed": seed, "v": 1}
+                out = training.cached_json(
+                    training.unit_cache_path(runtime.checkpoints_dir() / SLUG, f"{variant}-{seed}", key), compute)
             else:
-                out = train_one(config, variant, seed, data, device=device)
-                if config.cache:
-                    training.write_atomic(path, lambda f, out=out: f.write(json.dumps(out).encode()))
+                out = compute()
             errs.append(out["test_error_at_best"])
             metrics[f"test_error.{variant}.seed{seed}"] = out["test_error_at_best"]
             metrics[f"best_epoch.{variant}.seed{seed}"] = float(out["best_epoch"])

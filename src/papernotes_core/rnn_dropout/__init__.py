@@ -21,8 +21,6 @@ The model, its dropout and its training are in :mod:`~papernotes_core.rnn_dropou
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import sys
 import time
@@ -229,13 +227,9 @@ def _cached(config: Config, key: dict, label: str, compute) -> dict:
     there, and the checkpoint is removed once the numbers are stored."""
     if not config.cache:
         return compute(None)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    path = runtime.checkpoints_dir() / SLUG / f"{label}-{digest}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    path = training.unit_cache_path(runtime.checkpoints_dir() / SLUG, label, key)
     ckpt = path.with_suffix(".pt")
-    out = compute(ckpt)
-    training.write_atomic(path, lambda f: f.write(json.dumps(out).encode()))
+    out = training.cached_json(path, lambda: compute(ckpt))
     ckpt.unlink(missing_ok=True)
     return out
 
