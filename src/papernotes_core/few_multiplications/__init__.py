@@ -159,9 +159,9 @@ class Config:
 
     @classmethod
     def cpu(cls) -> "Config":
-        """Two CPU cores: the paper's network and schedule, its first 40 epochs (of 1,000),
-        seeds 0, 1, 2."""
-        return cls(epochs=40, threads=1, cache=True)
+        """Two CPU cores: the paper's network, 30 epochs (of the paper's 1,000) with the paper's
+        step decay from 0.3 to 0.01 compressed into them, seeds 0, 1, 2 (about 2.6 core-hours)."""
+        return cls(epochs=30, schedule_epochs=30, threads=1, cache=True)
 
     @classmethod
     def paper(cls) -> "Config":
