@@ -212,6 +212,9 @@ def test_study_runs_and_reports_every_variant(tmp_path, monkeypatch):
     # backward, full: weight gradients of both layers + the error sent to the hidden layer
     assert m["mults.backward.full"] == (784 * 32 + 32 * 10) + 32 * 10
     assert m["mults.backward.ternary_qb"] == 32
+    from papernotes_core.evaluation import welch_t_test
+    w = welch_t_test([m[f"test_error.binary.seed{s}"] for s in (0, 1)], [m[f"test_error.full.seed{s}"] for s in (0, 1)])
+    assert m["welch_p.binary_vs_full"] == pytest.approx(w.p) and m["diff.binary_vs_full"] == pytest.approx(w.diff)
     with pytest.raises(ValueError, match="variants"):
         fm.Config(variants=("quaternary",))
 

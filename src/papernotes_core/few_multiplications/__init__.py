@@ -8,13 +8,13 @@ study: the paper's MNIST network (:class:`FewMultMLP`), its training as the auth
 which train the five variants (:data:`VARIANTS`) over seeds and report the test error at the
 epoch of best validation error.
 
-Status: building blocks, model and training loop written and tested at small scale; the
-chapter's ``cpu`` run, notebook and page are the rest of issue 15.
+The paper's CIFAR-10 and SVHN conv nets are in :mod:`~papernotes_core.few_multiplications.conv`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import results, runtime, training
 from ..data import load_mnist
+from ..evaluation import welch_t_test
 from .layers import (MODES, AddShiftLinear, FewMultLinear, binarize, count_multiplications, exponent_range, glorot_h,
                      is_power_of_two, quantize_pow2, shift_outer, straight_through, ternarize)
 
@@ -169,24 +170,35 @@ class Config:
         return cls(cache=True)
 
 
-def train_one(config: Config, variant: str, seed: int, data, *, device=None) -> dict:
-    """Train one variant with one seed; return its curves and the test error at the best
-    validation epoch."""
-    mode, qb = VARIANTS[variant]
+def fit_epochs(model: nn.Module, data, *, epochs: int, batch: int, lr_at, seed: int, device=None,
+               checkpoint: str | None = None) -> dict:
+    """The authors' training loop (``trainer.py``), for the MLP and the conv nets alike: plain
+    SGD on the squared hinge loss in minibatches of ``batch`` (the epoch's last partial batch
+    dropped), step ``lr_at(epoch)``, the weights clipped after every update, the batch-norm
+    statistics recomputed on training + validation data after every epoch, then the validation
+    and test errors. ``data``: ``((x_train, y_train), (x_valid, y_valid), (x_test, y_test))``.
+    ``checkpoint``: a file saved after every epoch (model, optimizer, curves, random state), from
+    which a killed run resumes. Returns the curves, ``best_epoch`` (1-based, best validation
+    error, the first on ties) and ``test_error_at_best``."""
     device = device or runtime.device()
-    runtime.seed_everything(seed)
-    model = FewMultMLP(config.sizes, mode=mode, quantized_backprop=qb, min_exp=config.min_exp,
-                       max_exp=config.max_exp).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr)
+    opt = torch.optim.SGD(model.parameters(), lr=lr_at(0))
     (xtr, ytr), (xva, yva), (xte, yte) = data
     bn_x = torch.cat([xtr, xva])
-    sampler = training.EpochSampler(len(xtr), config.batch, seed=seed, drop_last=True)
-    steps = len(xtr) // config.batch
+    sampler = training.EpochSampler(len(xtr), batch, seed=seed, drop_last=True)
+    steps = len(xtr) // batch
     hist = {"val_error": [], "test_error": [], "train_loss": []}
-    t0 = time.perf_counter()
-    for epoch in range(config.epochs):
+    seconds, first = 0.0, 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = training.load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        hist = {k: list(v) for k, v in state["hist"].items()}
+        seconds, first = float(state["seconds"]), len(hist["val_error"])
+        training._set_rng_state(state["rng"])
+    for epoch in range(first, epochs):
+        t0 = time.perf_counter()
         for g in opt.param_groups:
-            g["lr"] = config.lr_at(epoch)
+            g["lr"] = lr_at(epoch)
         model.train()
         total = 0.0
         for s in range(steps):
@@ -196,14 +208,29 @@ def train_one(config: Config, variant: str, seed: int, data, *, device=None) -> 
             loss.backward()
             opt.step()
             model.clip_()
-            total += float(loss.detach())
-        recompute_bn_statistics(model, bn_x, config.batch)
+            total += training.check_finite(loss.detach(), epoch * steps + s)
+        recompute_bn_statistics(model, bn_x, batch)
         hist["train_loss"].append(total / steps)
         hist["val_error"].append(error_rate(model, xva, yva))
         hist["test_error"].append(error_rate(model, xte, yte))
+        seconds += time.perf_counter() - t0
+        if checkpoint is not None:
+            training.save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                                  "hist": hist, "seconds": seconds, "rng": training._rng_state()})
     best = int(np.argmin(hist["val_error"]))
-    return {**hist, "best_epoch": best + 1, "test_error_at_best": hist["test_error"][best],
-            "seconds": time.perf_counter() - t0}
+    return {**hist, "best_epoch": best + 1, "test_error_at_best": hist["test_error"][best], "seconds": seconds}
+
+
+def train_one(config: Config, variant: str, seed: int, data, *, device=None, checkpoint: str | None = None) -> dict:
+    """Train one variant of the MNIST network with one seed (:func:`fit_epochs`); return its
+    curves and the test error at the best validation epoch."""
+    mode, qb = VARIANTS[variant]
+    device = device or runtime.device()
+    runtime.seed_everything(seed)
+    model = FewMultMLP(config.sizes, mode=mode, quantized_backprop=qb, min_exp=config.min_exp,
+                       max_exp=config.max_exp).to(device)
+    return fit_epochs(model, data, epochs=config.epochs, batch=config.batch, lr_at=config.lr_at, seed=seed,
+                      device=device, checkpoint=checkpoint)
 
 
 def _data(config: Config, device):
@@ -222,7 +249,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     ``metrics.test_error.<variant>`` (mean over seeds of the test error at the best validation
     epoch, a fraction), ``test_error_sd.<variant>``, per seed values, ``mults.{forward,backward}.
     <variant>`` (per example, :func:`count_multiplications` on ``config.sizes``) and
-    ``curves.{val,test}_error_vs_epoch.<variant>.seed<s>``."""
+    ``curves.{val,test}_error_vs_epoch.<variant>.seed<s>``, and with full precision and more than
+    one seed ``welch_p.<variant>_vs_full`` / ``diff.<variant>_vs_full`` (Welch's t-test of the
+    per-seed test errors)."""
     study = results.start_study(Config, config, scale, device, models)
     config, device = study.config, study.device
     data = _data(config, device)
@@ -230,14 +259,13 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     for variant in config.variants:
         errs = []
         for seed in config.seeds:
-            def compute(variant=variant, seed=seed):
-                return train_one(config, variant, seed, data, device=device)
-            if config.cache:
+            if config.cache:   # the unit's numbers cached, and a per-epoch checkpoint while it trains
                 key = {**dataclasses.asdict(config), "variant": variant, "seed": seed, "v": 1}
-                out = training.cached_json(
-                    training.unit_cache_path(runtime.checkpoints_dir() / SLUG, f"{variant}-{seed}", key), compute)
+                path = training.unit_cache_path(runtime.checkpoints_dir() / SLUG, f"{variant}-{seed}", key)
+                out = training.cached_json(path, lambda variant=variant, seed=seed, path=path: train_one(
+                    config, variant, seed, data, device=device, checkpoint=str(path.with_suffix(".pt"))))
             else:
-                out = compute()
+                out = train_one(config, variant, seed, data, device=device)
             errs.append(out["test_error_at_best"])
             metrics[f"test_error.{variant}.seed{seed}"] = out["test_error_at_best"]
             metrics[f"best_epoch.{variant}.seed{seed}"] = float(out["best_epoch"])
@@ -250,6 +278,16 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         counts = count_multiplications(config.sizes, 1, mode=mode, quantized_backprop=qb)
         metrics[f"mults.forward.{variant}"] = float(counts["forward"])
         metrics[f"mults.backward.{variant}"] = float(counts["backward"])
+    if "full" in config.variants and len(config.seeds) > 1:
+        for v in config.variants:
+            if v != "full":
+                a = [metrics[f"test_error.{v}.seed{s}"] for s in config.seeds]
+                b = [metrics[f"test_error.full.seed{s}"] for s in config.seeds]
+                try:
+                    w = welch_t_test(a, b)
+                except ValueError:   # both arms without spread: no test
+                    continue
+                metrics[f"welch_p.{v}_vs_full"], metrics[f"diff.{v}_vs_full"] = w.p, w.diff
     metrics["compute_s"] = sum(v for k, v in metrics.items() if k.startswith("seconds."))
     return study.finish(SLUG, metrics, curves, PAPER, seeds=list(config.seeds), command=command, write=write,
                         results_dir=results_dir)
