@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import MODES, _check_exponents, binarize, quantize_pow2, straight_through, ternarize
+from .layers import MODES, SampledWeights, _check_exponents, quantize_pow2
 
 __all__ = ["ARCH", "CNNConfig", "FewMultCNN", "FewMultConv2d", "PAPER_CNN", "conv_h", "load_data", "run_cnn", "train_cnn"]
 
@@ -81,7 +81,7 @@ class _QuantizedConv(torch.autograd.Function):
         return grad_x, grad_w, None, None
 
 
-class FewMultConv2d(nn.Module):
+class FewMultConv2d(SampledWeights):
     """A "valid" convolution (no bias) with binary connect, ternary connect or real weights, and
     optionally quantized back-propagation; the conv counterpart of
     :class:`~papernotes_core.few_multiplications.FewMultLinear` (same initialisation
@@ -99,22 +99,11 @@ class FewMultConv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel, kernel)
                                    .uniform_(-2 * self.H, 2 * self.H))
 
-    def effective_weight(self) -> torch.Tensor:
-        if self.mode == "full" or (self.stochastic and not self.training):
-            return self.weight
-        fn = binarize if self.mode == "binary" else ternarize
-        return straight_through(self.weight, fn(self.weight.detach(), self.H, stochastic=self.stochastic))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.effective_weight()
         if self.quantized_backprop and self.training and torch.is_grad_enabled():
             return _QuantizedConv.apply(x, w, self.min_exp, self.max_exp)
         return F.conv2d(x, w)
-
-    @torch.no_grad()
-    def clip_(self) -> None:
-        if self.mode != "full":
-            self.weight.clamp_(-self.H, self.H)
 
 
 class FewMultCNN(nn.Module):

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["AddShiftLinear", "FewMultLinear", "MODES", "binarize", "count_multiplications", "exponent_range", "glorot_h",
+__all__ = ["AddShiftLinear", "FewMultLinear", "MODES", "SampledWeights", "binarize", "count_multiplications", "exponent_range", "glorot_h",
            "is_power_of_two", "quantize_pow2", "shift_outer", "straight_through", "ternarize"]
 
 #: Weight modes: real-valued, binary connect, ternary connect.
@@ -224,7 +224,27 @@ class _QuantizedBackprop(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
-class FewMultLinear(nn.Module):
+class SampledWeights(nn.Module):
+    """What :class:`FewMultLinear` and the conv layer share: the real ``weight``, the weights a
+    forward pass uses (:meth:`effective_weight`) and the clipping (:meth:`clip_`). Subclasses
+    set ``H``, ``mode``, ``stochastic`` and ``weight``."""
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weights this forward pass multiplies by (sampled in training mode), with the
+        straight-through gradient to ``weight``."""
+        if self.mode == "full" or (self.stochastic and not self.training):
+            return self.weight
+        fn = binarize if self.mode == "binary" else ternarize
+        return straight_through(self.weight, fn(self.weight.detach(), self.H, stochastic=self.stochastic))
+
+    @torch.no_grad()
+    def clip_(self) -> None:
+        """Clip the real weights to :math:`[-H, H]` (binary and ternary modes; ``layer.py``)."""
+        if self.mode != "full":
+            self.weight.clamp_(-self.H, self.H)
+
+
+class FewMultLinear(SampledWeights):
     """A linear layer with binary connect, ternary connect or real weights (``mode``), and
     optionally quantized back-propagation (``quantized_backprop``).
 
@@ -248,25 +268,11 @@ class FewMultLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-2 * self.H, 2 * self.H))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
-    def effective_weight(self) -> torch.Tensor:
-        """The weights this forward pass multiplies by (sampled in training mode), with the
-        straight-through gradient to ``weight``."""
-        if self.mode == "full" or (self.stochastic and not self.training):
-            return self.weight
-        fn = binarize if self.mode == "binary" else ternarize
-        return straight_through(self.weight, fn(self.weight.detach(), self.H, stochastic=self.stochastic))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.effective_weight()
         if self.quantized_backprop and self.training and torch.is_grad_enabled():
             return _QuantizedBackprop.apply(x, w, self.bias, self.min_exp, self.max_exp)
         return F.linear(x, w, self.bias)
-
-    @torch.no_grad()
-    def clip_(self) -> None:
-        """Clip the real weights to :math:`[-H, H]` (binary and ternary modes; ``layer.py``)."""
-        if self.mode != "full":
-            self.weight.clamp_(-self.H, self.H)
 
 
 class AddShiftLinear:
