@@ -430,7 +430,8 @@ print(f"conv net: {n_params / 1e6:.1f}M parameters; authors: about 5 h a run "
       "on CIFAR-10 and 15 h on SVHN (Titan X)")
 if SCALE == "paper":
     mnist_paper = fm.run(paper_cfg, scale="paper")
-    cnn = {d: conv.run_cnn(conv.CNNConfig.paper(d)) for d in ("cifar10", "svhn")}
+    cnn = {d: conv.run_cnn(conv.CNNConfig.paper(d))
+           for d in ("cifar10", "svhn")}
 """)
 
 md(r"""
