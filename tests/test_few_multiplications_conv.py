@@ -147,3 +147,26 @@ def test_run_cnn_writes_a_valid_results_file(tmp_path, monkeypatch):
     assert out["paper"]["test_error.ternary_qb"]["value"] == 0.0242
     assert (tmp_path / "paper" / "few_multiplications_svhn.json").exists()
     assert len(list((tmp_path / "ck" / "few_multiplications").glob("svhn-*.pt"))) == 4
+
+
+def test_load_data_cifar10_is_gcn_then_zca_fitted_on_train(monkeypatch):
+    import numpy as np
+
+    from papernotes_core import data as datasets
+    from papernotes_core.data.mnist import Split, Splits
+    from papernotes_core.elu.cifar import fit_zca, global_contrast_normalize
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return Split(rng.random((n, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, n))
+    fake = Splits(split(40), split(10), split(12))
+    monkeypatch.setattr(datasets, "load_cifar10", lambda: fake)
+    (xtr, ytr), (xva, yva), (xte, yte) = conv.load_data("cifar10", train_limit=30, device="cpu")
+    assert xtr.shape == (30, 3, 32, 32) and xva.shape == (10, 3, 32, 32) and xte.shape == (12, 3, 32, 32)
+    assert ytr.tolist() == fake.train.y[:30].tolist()
+    mean, p = fit_zca(global_contrast_normalize(fake.train.x), 0.1)   # fitted on all 40 training images
+    ref = (global_contrast_normalize(fake.test.x) - mean) @ p
+    np.testing.assert_allclose(xte.reshape(12, -1).numpy(), ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="dataset"):
+        conv.load_data("imagenet")

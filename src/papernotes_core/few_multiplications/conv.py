@@ -190,18 +190,17 @@ def load_data(dataset: str, *, train_limit: int | None = None, device=None):
     """The preprocessed ``((x, y) train, valid, test)`` tensors of ``dataset`` (downloads:
     CIFAR-10 163 MiB, SVHN with extra 1.5 GiB). CIFAR-10: GCN (scale 55) + ZCA (bias 0.1) fitted
     on the training split; SVHN: GCN + LeCun LCN, train + extra."""
-    from ..data import load_cifar10
-    from ..data import preprocess as pp
+    from .. import data as datasets
 
     if dataset == "cifar10":
-        s = load_cifar10()
-        arrays = [pp.global_contrast_normalize(s[k].x.reshape(len(s[k]), -1), scale=55.0) for k in ("train", "valid", "test")]
-        zca = pp.ZCA().fit(arrays[0])
-        arrays = [zca(a).reshape(-1, 3, 32, 32) for a in arrays]
-    elif dataset == "svhn":
-        from ..data import load_svhn
+        from ..elu.cifar import preprocess   # pylearn2's GCN (scale 55) + ZCA (bias 0.1), as for CIFAR-100
 
-        s = load_svhn(extra=True)
+        s = datasets.load_cifar10()
+        arrays = preprocess(*(s[k].x for k in ("train", "valid", "test")))
+    elif dataset == "svhn":
+        from ..data import preprocess as pp
+
+        s = datasets.load_svhn(extra=True)
         arrays = [pp.lecun_lcn(pp.global_contrast_normalize(s[k].x.reshape(len(s[k]), -1)).reshape(-1, 3, 32, 32))
                   for k in ("train", "valid", "test")]
     else:
