@@ -260,7 +260,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         errs = []
         for seed in config.seeds:
             if config.cache:   # the unit's numbers cached, and a per-epoch checkpoint while it trains
-                key = {**dataclasses.asdict(config), "variant": variant, "seed": seed, "v": 1}
+                # the unit's settings: not which other variants and seeds this process runs
+                key = {**{k: v for k, v in dataclasses.asdict(config).items() if k not in ("variants", "seeds")},
+                       "variant": variant, "seed": seed, "v": 1}
                 path = training.unit_cache_path(runtime.checkpoints_dir() / SLUG, f"{variant}-{seed}", key)
                 out = training.cached_json(path, lambda variant=variant, seed=seed, path=path: train_one(
                     config, variant, seed, data, device=device, checkpoint=str(path.with_suffix(".pt"))))
