@@ -170,3 +170,5 @@ def test_load_data_cifar10_is_gcn_then_zca_fitted_on_train(monkeypatch):
     np.testing.assert_allclose(xte.reshape(12, -1).numpy(), ref, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="dataset"):
         conv.load_data("imagenet")
+    with pytest.raises(NotImplementedError, match="SVHN has no loader"):
+        conv.load_data("svhn")
