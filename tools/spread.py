@@ -49,6 +49,7 @@ CLAIMS = {
     "urnn": {"copy_t20_test_xent.urnn": "lower"},
     "rnn_dropout": {"test_ppl.small": "lower"},
     "few_multiplications": {f"test_error.{v}": "lower" for v in ("full", "binary", "ternary", "binary_qb", "ternary_qb")},
+    "translation_matrix": {"p_at_5.matrix": "higher", "p_at_5.procrustes": "higher"},
     "dqn": {"cartpole_eval_return": "higher", "tabular_q_error": "lower", "linear_dqn_error": "lower",
             "linear_dqn_wrong_actions": "lower"},
 }
@@ -247,7 +248,29 @@ def _dqn(seed: int) -> dict:
     return res
 
 
-MEASURE = {"elu": _elu, "vae": _vae, "gan": _gan, "irnn": _irnn, "urnn": _urnn, "rnn_dropout": _rnn_dropout, "few_multiplications": _few_multiplications, "dqn": _dqn}
+def _translation_matrix(seed: int) -> dict:
+    import numpy as np
+    from papernotes_core import translation_matrix as tm
+
+    config = dataclasses.replace(tm.Config.quick(), seeds=(seed,))
+    keep = {}
+    out = tm.run(config, scale="quick", write=False, keep=keep)
+    # untrained: random vectors for the same vocabularies, evaluated the same way
+    rng = np.random.default_rng(seed)
+    src, tgt = (tm.Embeddings(e.words, rng.standard_normal(e.vectors.shape).astype(np.float32), e.counts, e.name)
+                for e in (keep["src"], keep["tgt"]))
+    dev, folds, gold = keep["dev"], keep["folds"], keep["gold"]
+    p5 = {"matrix": [], "procrustes": []}
+    for f, test in enumerate(folds):
+        train = dev + [w for g, fold in enumerate(folds) if g != f for w in fold]
+        res = tm.evaluate_fold(src, tgt, gold, train, test, lam=0.0, methods=("matrix", "procrustes"))
+        for meth in p5:
+            p5[meth].append(res[meth][1])
+    return {f"p_at_5.{meth}": [out["metrics"][f"p_at_5.{meth}"], float(np.mean(v))] for meth, v in p5.items()}
+
+
+MEASURE = {"elu": _elu, "vae": _vae, "gan": _gan, "irnn": _irnn, "urnn": _urnn, "rnn_dropout": _rnn_dropout, "few_multiplications": _few_multiplications, "dqn": _dqn,
+           "translation_matrix": _translation_matrix}
 
 
 def child(slug: str, seed: int) -> None:
