@@ -80,3 +80,13 @@ def test_rnn_dropout_benchmark_runs():
     m = out["metrics"]
     assert m["tokens_per_s_ratio_vs_peer.small"] > 0 and m["ours_tokens_per_s.small"] > 0
     assert out["provenance"]["config"]["sizes"] == ["small"]
+
+
+def test_translation_matrix_benchmark_runs_single_threaded():
+    from benchmarks import bench_translation_matrix
+
+    out = bench_translation_matrix.run(write=False, repeats=2, epochs=1, n_queries=100)
+    m = out["metrics"]
+    assert m["n_queries"] == 100 and m["n_targets"] > 5000
+    assert m["retrieval_speedup_vs_loop"] > 1 and 0 < m["ann_recall_at_5"] <= 1
+    assert out["provenance"]["config"]["threads"]["OMP_NUM_THREADS"] == "1"

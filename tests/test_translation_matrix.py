@@ -262,3 +262,25 @@ def test_config_rejects_bad_values():
         tm.Config(fractions=(1.0,))
     for scale in ("quick", "cpu", "paper"):
         assert dataclasses.asdict(getattr(tm.Config, scale)())
+
+
+@pytest.mark.slow
+def test_the_study_runs_end_to_end_on_the_bibles(tmp_path):
+    from papernotes_core.data import sword
+
+    pytest.importorskip("gensim")
+    if not sword.SWORD_MODULES["engKJV2006eb"].source.root.joinpath(
+            "usr/share/sword/modules/texts/ztext/engKJV2006eb/ot.bzz").exists():
+        pytest.skip("the Bibles are not installed (apt-get install sword-text-kjv sword-text-sparv)")
+    config = tm.Config(dim_src=12, dim_tgt=12, epochs=1, seeds=(0, 1), folds=2, candidates=((0, 10, 10), (0, 12, 12)),
+                       fractions=(0.5,), halves_probe=True, sgd_epochs=2)
+    keep = {}
+    out = tm.run(config, scale="quick", write=False, keep=keep)
+    m = out["metrics"]
+    for meth in tm.METHODS:
+        assert 0 <= m[f"p_at_1.{meth}"] <= m[f"p_at_5.{meth}"] <= 1
+    assert m["selected.dim_src"] in (10, 12) and "dev_p_at_5.cbow10_10" in m
+    assert {"probe_p_at_5.same.cooccurrence", "probe_p_at_5.other.matrix", "p_at_5_frac0.5.matrix"} <= set(m)
+    assert [p[0] for p in out["curves"]["p_at_5_vs_tokens.matrix"]] == [0.5 * m["tokens.en"], m["tokens.en"]]
+    assert len(keep["details"]) == sum(map(len, keep["folds"]))
+    assert set(keep["dev"]).isdisjoint(w for f in keep["folds"] for w in f)

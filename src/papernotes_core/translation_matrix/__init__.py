@@ -32,6 +32,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -86,7 +87,12 @@ class Config:
     have no vector). ``seeds``: word2vec seeds, each evaluated on every fold. ``candidates``:
     ``(sg, dim_src, dim_tgt)`` settings compared on the development words with ``seeds[0]`` before the main
     run, the best (P@5 of ``matrix``) replacing ``sg``/``dim_src``/``dim_tgt`` (empty: no
-    selection). ``cooc_window``: the co-occurrence baseline's window (the paper: up to 10). ``fractions``: corpus fractions (< 1) for the curve of P@5 against the amount of
+    selection). ``cooc_window``: the co-occurrence baseline's window (the paper: up to 10).
+    ``halves_probe``: a test of why co-occurrence counts do well on two Bibles. For each seed,
+    a random half of the verses is drawn; the models are trained on the English of that half
+    and on the Spanish of (a) the same half, a parallel corpus, and (b) the other half, two
+    texts of the same kind that are not translations of each other; P@5 of the map, the
+    orthogonal map and co-occurrence are reported for both (``probe_p_at_5.<same|other>.<m>``). ``fractions``: corpus fractions (< 1) for the curve of P@5 against the amount of
     text, each trained with every seed. ``sgd_epochs``/``sgd_batch``: the SGD fit compared with
     the closed form on fold 0 of each seed.
     """
@@ -107,6 +113,7 @@ class Config:
     sgd_epochs: int = 200
     sgd_batch: int = 16
     cooc_window: int = 10
+    halves_probe: bool = False
     threads: int | None = 1
 
     def __post_init__(self):
@@ -148,11 +155,11 @@ class Config:
         """Two cores: CBOW or skip-gram and the dimension chosen on the development words among
         ``candidates`` (CBOW at 50, 100 and 300 dimensions, skip-gram at 100; equal sizes on
         both sides, so that the orthogonal map applies; 30 epochs, window 5, 10 negative
-        samples), three seeds × five folds, and the curve over 1/8, 1/4 and 1/2 of each
-        Bible."""
+        samples), three seeds × five folds, the curve over 1/8, 1/4 and 1/2 of each Bible, and
+        the halves probe."""
         return cls(sg=0, dim_src=100, dim_tgt=100, epochs=30, seeds=(0, 1, 2),
                    candidates=((0, 50, 50), (0, 100, 100), (0, 300, 300), (1, 100, 100)),
-                   fractions=(0.125, 0.25, 0.5))
+                   fractions=(0.125, 0.25, 0.5), halves_probe=True)
 
     @classmethod
     def paper(cls) -> "Config":
@@ -169,12 +176,18 @@ class Config:
 # --------------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4)
-def _verse_tokens(lang: str) -> tuple[tuple[str, ...], ...]:
+def _all_verse_tokens(lang: str) -> tuple[tuple[str, ...], ...]:
+    """Every verse of the KJV versification, in canonical order, tokenised (empty where the
+    module has no text), so that index ``i`` is the same verse in both languages."""
     from ..data.sword import load_bible
 
     if lang not in MODULES:
         raise ValueError(f"lang must be one of {sorted(MODULES)}, got {lang!r}")
-    return tuple(tuple(t) for t in load_bible(MODULES[lang]).tokens() if t)
+    return tuple(tuple(t) for t in load_bible(MODULES[lang]).tokens())
+
+
+def _verse_tokens(lang: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(t for t in _all_verse_tokens(lang) if t)
 
 
 def bible_sentences(lang: str, fraction: float = 1.0, seed: int = 0) -> list[list[str]]:
@@ -450,6 +463,27 @@ def _matrix_precisions(src, tgt, gold, train, test, *, orthogonal: bool = False)
     return p1 * len(te) / len(test), p5 * len(te) / len(test)
 
 
+def _probe_precisions(src, tgt, en, es, gold, dev, folds, window: int) -> dict[str, float]:
+    """Mean P@5 over the folds of the map, the orthogonal map and co-occurrence for models
+    trained on other text than the full corpora (``en``, ``es``): the test words and their
+    translations are those of ``gold``; a word without a vector counts as a miss."""
+    g = {w: tuple(b for b in gold[w] if b in tgt) for w in gold if w in src}
+    g = {w: bs for w, bs in g.items() if bs}
+    out: dict[str, list[float]] = {"matrix": [], "procrustes": [], "cooccurrence": []}
+    for f, test in enumerate(folds):
+        train = [w for w in dev + [w for h, fold in enumerate(folds) if h != f for w in fold] if w in g]
+        te = [w for w in test if w in g]
+        if not te:
+            for m in out:
+                out[m].append(0.0)
+            continue
+        cooc = cooccurrence_for_fold(en, es, src, tgt, g, train, te, window)
+        res = evaluate_fold(src, tgt, g, train, te, lam=0.0, methods=tuple(out), cooc=cooc)
+        for m in out:
+            out[m].append(res[m][1] * len(te) / len(test))
+    return {m: float(np.mean(v)) for m, v in out.items()}
+
+
 def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, results_dir=None,
         command: str | None = None, keep: dict | None = None) -> dict:
     """Train the word vectors, evaluate every method on every (seed, fold), and write
@@ -582,6 +616,29 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
                 curves[f"p_at_5_vs_tokens.{m}"].append([frac * full, y])
                 if frac < 1.0:
                     metrics[f"p_at_5_frac{frac:g}.{m}"] = y
+    if config.halves_probe and config.dim_src == config.dim_tgt:
+        probe: dict[str, dict[str, list[float]]] = {"same": {}, "other": {}}
+        for seed in config.seeds:
+            rng = np.random.default_rng([seed, 99])
+            en_v, es_v = _all_verse_tokens("en"), _all_verse_tokens("es")
+            order = rng.permutation(len(en_v))
+            half, rest = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2:])
+            en_h = [list(en_v[i]) for i in half if en_v[i]]
+            src_h = train_word2vec(en_h, dim=config.dim_src, name="English", **config.word2vec(seed))
+            src_full, tgt_full = trained[(config.sg, config.dim_src, config.dim_tgt, seed)]
+            gold = seed_dictionary(pairs, src_full, tgt_full)
+            dev, folds = frequency_splits(gold, src_full, config.folds, config.dev_every)
+            for cond, idx in (("same", half), ("other", rest)):
+                es_h = [list(es_v[i]) for i in idx if es_v[i]]
+                tgt_h = train_word2vec(es_h, dim=config.dim_tgt, name="Spanish", **config.word2vec(seed))
+                for m, v in _probe_precisions(src_h, tgt_h, en_h, es_h, gold, dev, folds,
+                                              config.cooc_window).items():
+                    probe[cond].setdefault(m, []).append(v)
+        for cond, by_method in probe.items():
+            for m, vals in by_method.items():
+                metrics[f"probe_p_at_5.{cond}.{m}"] = float(np.mean(vals))
+                metrics[f"probe_p_at_5_sd.{cond}.{m}"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+    metrics["compute_s"] = time.perf_counter() - study.t0
     out = study.finish(SLUG, metrics, curves, PAPER, seeds=list(config.seeds), command=command, write=write,
                        results_dir=results_dir)
     if write and study.scale != "quick":
