@@ -9,10 +9,11 @@ matrix product :math:`S = QT^\top`, and the translations are the top-``k`` entri
 This module holds:
 
 * :func:`topk_batched` -- the exact search as one batched float32 matrix product, in query
-  chunks, followed by a per-row selection. The default selection (``method="argpartition"``) is
-  ``np.argpartition`` over the whole row; ``method="blockmax"`` prunes each row first with block
-  maxima and runs ``np.argpartition`` on the few surviving blocks (exact, much faster); and
-  ``method="torch"`` selects with :func:`torch.topk` on a zero-copy view of the score block;
+  chunks, followed by a per-row selection. The default selection (``method="auto"``) makes ``k``
+  passes of a row-wise ``argmax`` for small ``k`` (``"argmax"``), and ``np.argpartition`` over
+  each row otherwise (``"argpartition"``); ``method="blockmax"`` prunes each row with block maxima
+  and orders only the few entries of the surviving blocks that can reach the top ``k``, and ``method="torch"`` selects with
+  :func:`torch.topk` on a zero-copy view of the score block. All are exact;
 * :func:`topk_loop` -- the per-word baseline: one matrix-vector product and one
   ``np.argpartition`` per query;
 * :func:`topk_reference` -- brute force with a full stable sort, for tests;
@@ -63,12 +64,14 @@ __all__ = ["ANN_DEFAULTS", "DEFAULT_CHUNK", "METHODS", "THREAD_ENV_VARS", "AnnIn
            "topk_reference"]
 
 #: Selection methods of :func:`topk_batched`; the first is the default.
-METHODS = ("argpartition", "blockmax", "torch")
+METHODS = ("auto", "argpartition", "argmax", "blockmax", "torch")
+#: ``method="auto"`` selects by ``k`` argmax passes up to this ``k``, by argpartition above it.
+ARGMAX_MAX_K = 16
 #: Queries per matrix-product block in :func:`topk_batched` when ``chunk=None``. Measured on one
-#: core (AMD EPYC, 1 MiB L2/core, 32 MiB L3) for 1,000 x 12,000 x {100, 300}: with 64 rows the
-#: float32 score block of a 12k vocabulary is 3 MiB and stays in L3 for the selection that
-#: follows, while the matrix product is as fast as in one block; see ``benchmark_retrieval``.
-DEFAULT_CHUNK = 64
+#: core (AMD EPYC, 1 MiB L2/core, 32 MiB L3) for 1,000 queries x 7,545 Spanish words x 100
+#: dimensions: 256 rows (a 7.7 MB float32 score block) were as fast as or faster than 64, 128 and
+#: 1,000 for every selection method (``python -m benchmarks translation_matrix`` records them).
+DEFAULT_CHUNK = 256
 #: The environment variables that fix the BLAS / OpenMP thread counts (read at import time).
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: HNSW defaults: ``m`` links per node, ``ef_construction`` and ``ef_search`` candidate lists.
@@ -223,7 +226,7 @@ def _select_argpartition(S: np.ndarray, k: int, cols: np.ndarray | None = None):
 
     The index of ``S[r, j]`` is ``cols[r, j]`` (``j`` when ``cols`` is None). When ``cols`` is given,
     every entry of the full row whose value is >= the row's k-th largest value must be present in
-    ``S`` (true for full rows; :func:`_select_blockmax` guarantees it for its candidates).
+    ``S`` (true for full rows).
 
     One ``np.argpartition`` per row with two order statistics, the k-th and (k+1)-th largest
     (``kth=(p-k-1, p-k)``), gives the unordered top ``k`` -- the same as
@@ -265,14 +268,17 @@ def _n_blocks(m: int, k: int) -> int:
 
 
 def _select_blockmax(S: np.ndarray, k: int, n_blocks: int):
-    """Exact top-``k`` of each row of ``S`` (rows, m), pruned by block maxima.
+    """Exact top-``k`` of each row of the C-contiguous score block ``S`` (rows, m), pruned by
+    block maxima.
 
     Column ``j`` belongs to block ``j % B`` (interleaved blocks of ``b = ceil(m / B)`` columns, so
-    the block maxima are one vectorised ``max`` over a (rows, b-1, B) view plus the tail). Let
-    ``t`` be the k-th largest block maximum. The k largest block maxima are k distinct entries
-    >= ``t``, so the row's k-th largest value ``v_k`` is >= ``t``, and every entry >= ``v_k`` lies in a
-    block whose maximum is >= ``t``. Those blocks (all of them, ties included) are gathered and
-    :func:`_select_argpartition` runs on them: the result is exact, ties at the boundary included.
+    the block maxima are one vectorised ``max`` over a (rows, b-1, B) view plus the partial last
+    interleaved row). Let ``t`` be the k-th largest block maximum of a row (``np.partition``). The k
+    largest block maxima are k distinct entries >= ``t``, so the row's k-th largest value ``v_k`` is
+    >= ``t``, and every entry >= ``v_k`` lies in a block whose maximum is >= ``t``. The entries >= ``t``
+    of those blocks (typically a few more than ``k``) are gathered, and one ``np.lexsort`` by
+    (row, score desc, index asc) orders them; the first ``k`` of each row are the answer. Ties,
+    at the k-th place or among the block maxima, only add candidates: the result is exact.
     """
     rows, m = S.shape
     B = n_blocks
@@ -280,28 +286,20 @@ def _select_blockmax(S: np.ndarray, k: int, n_blocks: int):
     full = (b - 1) * B
     tail = m - full  # 1..B columns in the last, partial, interleaved row
     bm = np.empty((rows, B), np.float32)
-    if b > 1:
-        np.max(S[:, :full].reshape(rows, b - 1, B), axis=1, out=bm)
-        np.maximum(bm[:, :tail], S[:, full:], out=bm[:, :tail])
-    else:
-        raise AssertionError("blockmax needs at least two columns per block")
-    # the k blocks with the largest maxima, and a check for ties at the k-th block maximum
-    part = np.argpartition(bm, (B - k - 1, B - k), axis=1)
-    t = np.take_along_axis(bm, part[:, B - k:B - k + 1], 1)
-    t_next = np.take_along_axis(bm, part[:, B - k - 1:B - k], 1)
-    if np.any(t_next == t):
-        n_cand = int(np.count_nonzero(bm >= t, axis=1).max())
-        blk = np.argpartition(bm, B - n_cand, axis=1)[:, B - n_cand:] if n_cand < B else \
-            np.broadcast_to(np.arange(B), (rows, B))
-    else:
-        blk = part[:, B - k:]
-    n_cand = blk.shape[1]
-    cols = (blk[:, :, None] + B * np.arange(b)).reshape(rows, n_cand * b)
-    invalid = cols >= m  # the last interleaved row is partial
-    np.minimum(cols, m - 1, out=cols)
-    G = np.take_along_axis(S, cols, 1)
-    G[invalid] = -np.inf
-    return _select_argpartition(G, k, cols)
+    np.max(S[:, :full].reshape(rows, b - 1, B), axis=1, out=bm)
+    np.maximum(bm[:, :tail], S[:, full:], out=bm[:, :tail])
+    t = np.partition(bm, B - k, axis=1)[:, B - k]
+    r, j = np.nonzero(bm >= t[:, None])  # candidate blocks, (row, block) pairs
+    cols = j[:, None] + B * np.arange(b)
+    G = np.take(S.reshape(-1), cols + (r * m)[:, None], mode="clip")
+    if tail < B:  # blocks j >= tail have only b-1 columns
+        G[j >= tail, b - 1] = -np.inf
+    p, c = np.nonzero(G >= t[r][:, None])
+    cand_row, cand_col, cand_val = r[p], cols[p, c], G[p, c]
+    order = np.lexsort((cand_col, -cand_val, cand_row))
+    counts = np.bincount(cand_row, minlength=rows)  # >= k per row: the k block maxima >= t
+    pick = order[(np.cumsum(counts) - counts)[:, None] + np.arange(k)]
+    return cand_col[pick], cand_val[pick]
 
 
 def _select_torch(S: np.ndarray, k: int):
@@ -326,8 +324,25 @@ def _select_torch(S: np.ndarray, k: int):
     return _order_topk(idx.astype(np.int64, copy=False), vals)
 
 
+def _select_argmax(S: np.ndarray, k: int):
+    """Exact top-``k`` of each row of ``S`` by ``k`` passes of a row-wise ``argmax``: each pass
+    records every row's largest remaining entry and overwrites it with ``-inf`` (``S`` is the
+    caller's scratch block and is destroyed). ``argmax`` returns the first of equal maxima, so
+    the order is (value descending, index ascending), ties at the k-th place included. Each pass
+    is one streaming read of the block: for small ``k`` this is the cheapest exact selection."""
+    rows = np.arange(S.shape[0])
+    idx = np.empty((S.shape[0], k), np.int64)
+    vals = np.empty((S.shape[0], k), np.float32)
+    for i in range(k):
+        j = S.argmax(axis=1)
+        idx[:, i] = j
+        vals[:, i] = S[rows, j]
+        S[rows, j] = -np.inf
+    return idx, vals
+
+
 def topk_batched(queries: np.ndarray, targets: np.ndarray, k: int, *, chunk: int | None = None,
-                 method: str = "argpartition") -> tuple[np.ndarray, np.ndarray]:
+                 method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` targets of every query by one batched float32 matrix product.
 
     ``queries`` (n, d) and ``targets`` (m, d) are float32 and assumed normalised (the scores are
@@ -338,17 +353,22 @@ def topk_batched(queries: np.ndarray, targets: np.ndarray, k: int, *, chunk: int
 
     Selection ``method``:
 
-    * ``"argpartition"`` (default): ``np.argpartition`` over each whole row, as
+    * ``"auto"`` (default): ``"argmax"`` for ``k <=`` :data:`ARGMAX_MAX_K`, else
+      ``"argpartition"``.
+    * ``"argmax"``: ``k`` passes of a row-wise ``argmax``, each overwriting the maximum it found
+      (:func:`_select_argmax`): ``k`` streaming reads of the block, the fastest for small ``k``.
+    * ``"argpartition"``: ``np.argpartition`` over each whole row, as
       ``np.argpartition(-S, k-1, axis=1)[:, :k]`` (computed as the equivalent
       ``kth=(m-k-1, m-k)`` on ``S`` itself, which avoids negating the block and also reveals a tie
       for the k-th place).
-    * ``"blockmax"``: the same ``np.argpartition``, but on the few blocks of each row whose
-      maximum can reach the top ``k`` (exact; see :func:`_select_blockmax`). Falls back to
+    * ``"blockmax"``: one vectorised pass of block maxima, ``np.partition`` of those, then one
+      ``np.lexsort`` of the few entries that can reach the top ``k`` (exact, ties included; see
+      :func:`_select_blockmax`). Falls back to
       ``"argpartition"`` when ``k`` is too large a fraction of ``m`` for pruning to pay.
     * ``"torch"``: :func:`torch.topk` on ``torch.from_numpy`` of the score block (uses torch's
       current thread setting).
 
-    All three return the same result: ``(indices int64 (n, k), scores float32 (n, k))``, rows by
+    All of them return the same result: ``(indices int64 (n, k), scores float32 (n, k))``, rows by
     decreasing score, ties broken by the lower target index (also at the k-th place), i.e. the
     first ``k`` columns of ``np.argsort(-S, kind="stable")``.
     """
@@ -362,11 +382,15 @@ def topk_batched(queries: np.ndarray, targets: np.ndarray, k: int, *, chunk: int
     if n == 0:
         return out_idx, out_val
     c = min(c, n)
+    if method == "auto":
+        method = "argmax" if k <= ARGMAX_MAX_K else "argpartition"
     if method == "blockmax":
         blocks = _n_blocks(m, k)
         select = (lambda S: _select_blockmax(S, k, blocks)) if blocks else (lambda S: _select_argpartition(S, k))
     elif method == "torch":
         select = lambda S: _select_torch(S, k)  # noqa: E731
+    elif method == "argmax":
+        select = lambda S: _select_argmax(S, k)  # noqa: E731
     else:
         select = lambda S: _select_argpartition(S, k)  # noqa: E731
     buf = np.empty((c, m), np.float32)
@@ -564,8 +588,8 @@ def _thread_env() -> dict:
 
 
 def benchmark_retrieval(queries: np.ndarray, targets: np.ndarray, k: int = 5, *, repeats: int = 5,
-                        ann_params: dict | None = None, chunk: int | None = None, method: str = "argpartition",
-                        alternatives: tuple = ("blockmax", "torch"), ann: bool = True) -> dict:
+                        ann_params: dict | None = None, chunk: int | None = None, method: str = "auto",
+                        alternatives: tuple = ("argpartition", "blockmax", "torch"), ann: bool = True) -> dict:
     """Time the exact and approximate searches of ``queries`` against ``targets``, single-threaded.
 
     Timed, each as the median wall time over ``repeats`` rounds, after one warm-up round, with the
@@ -633,15 +657,15 @@ def benchmark_retrieval(queries: np.ndarray, targets: np.ndarray, k: int = 5, *,
         def run_matmul():
             np.matmul(queries, targets_t, out=S)
 
-        def run_method(name):
+        def run_method(name, key):
             def f():
-                results[name] = topk_batched(queries, targets, k, chunk=chunk, method=name)
+                results[key] = topk_batched(queries, targets, k, chunk=chunk, method=name)
             return f
 
         def run_loop():
             results["loop"] = topk_loop(queries, targets, k)
 
-        tasks = {"matmul": run_matmul, "batched": run_method(method), "loop": run_loop}
+        tasks = {"matmul": run_matmul, "batched": run_method(method, "batched"), "loop": run_loop}
         index = None
         build_times = []
         if ann:
@@ -653,7 +677,7 @@ def benchmark_retrieval(queries: np.ndarray, targets: np.ndarray, k: int = 5, *,
                 results["ann"] = index.search(queries, k)
             tasks["ann_search"] = run_ann
         for a in alternatives:
-            tasks[a] = run_method(a)
+            tasks[a] = run_method(a, a)
 
         times: dict[str, list] = {name: [] for name in tasks}
         for f in tasks.values():  # warm-up round
