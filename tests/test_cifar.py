@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import io
 import pickle
 import struct
 import tarfile
-import threading
 import warnings
 from pathlib import Path
 
@@ -175,50 +173,6 @@ def fake100() -> Fake:
 
 # ---------------------------------------------------------------------------------------------
 # A local HTTP server
-
-
-class LocalServer:
-    """Serves ``routes[path] = body`` on 127.0.0.1 and records the paths asked for."""
-
-    def __init__(self):
-        self.routes: dict[str, bytes] = {}
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                body = server.routes.get(self.path)
-                if body is None:
-                    self.send_error(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def serve(self, path: str, body: bytes) -> str:
-        self.routes[path] = body
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server(monkeypatch):
-    monkeypatch.delenv("PAPERNOTES_OFFLINE")
-    srv = LocalServer()
-    yield srv
-    srv.close()
 
 
 def pin(monkeypatch, attr: str, fake: Fake, url: str, **changes) -> data.Remote:

@@ -21,12 +21,10 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import http.server
 import io
 import lzma
 import struct
 import tarfile
-import threading
 import unicodedata
 import zlib
 from pathlib import Path
@@ -35,6 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import LocalServer
 from papernotes_core.data import debian, freedict, sword
 from papernotes_core.data.debian import DebFormatError, DebianSource, deb_members
 from papernotes_core.data.fetch import DataUnavailableError, Remote
@@ -169,60 +168,6 @@ def b64(n: int) -> str:
         n //= 64
         out = digits[n % 64] + out
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# A local HTTP server
-
-
-class LocalServer:
-    """Serves ``routes[path] = body`` on 127.0.0.1; ``cut[path] = n`` sends only n bytes of it
-    while promising all of them (an interrupted transfer). Records the paths asked for."""
-
-    def __init__(self):
-        self.routes: dict[str, bytes] = {}
-        self.cut: dict[str, int] = {}
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                body = server.routes.get(self.path)
-                if body is None:
-                    self.send_error(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[:server.cut.get(self.path, len(body))])
-                self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def serve(self, path: str, body: bytes) -> str:
-        self.routes[path] = body
-        return self.url(path)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server(monkeypatch):
-    monkeypatch.delenv("PAPERNOTES_OFFLINE")
-    srv = LocalServer()
-    yield srv
-    srv.close()
 
 
 # ---------------------------------------------------------------------------------------------

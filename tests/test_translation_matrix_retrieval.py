@@ -128,3 +128,78 @@ def test_benchmark_reports_the_ratios_it_is_asked_for(monkeypatch):
     assert out["retrieval_speedup_vs_loop"] == pytest.approx(out["seconds_topk_loop"] / out["seconds_topk_batched"])
     assert out["exact_methods_agree"] == 1.0 and set(out["by_method"]) == {"auto", "argpartition", "blockmax", "torch"}
     assert out["threads"]["OMP_NUM_THREADS"] == "4" and not out["single_threaded"]
+
+
+# --- block-max pruning path (m large enough not to fall back), exact ties on exactly-representable
+# data, and the flat faiss index on ties
+def _sparse_units(n, d=16, seed=0):
+    """Unit vectors with four entries of +-1/2: every inner product is an exact multiple of 1/4,
+    so every BLAS kernel gives the same bits and many scores tie exactly."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, d), np.float32)
+    for row in x:
+        row[rng.choice(d, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
+    return x
+
+
+def _dyadic(n, d=16, seed=0):
+    """Rows of norm about 1 whose entries are multiples of 1/64: every product and partial sum is a
+    multiple of 2**-12 below ~1 in size, exact in float32, so all kernels agree to the bit."""
+    g = np.random.default_rng(seed).standard_normal((n, d))
+    return (np.round(64 * g / np.linalg.norm(g, axis=1, keepdims=True)) / 64).astype(np.float32)
+
+
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_block_pruning_is_exact_with_ties_and_a_partial_last_block(k):
+    # 3001 targets: large enough for the block-max path to prune (not fall back), and not a
+    # multiple of the block count, so the partial last interleaved row is exercised.
+    q, t = _sparse_units(64, seed=1), _sparse_units(3001, seed=2)
+    t[2000:2010] = t[5]  # deliberate duplicates
+    assert R._n_blocks(len(t), k) > 0 and len(t) % R._n_blocks(len(t), k) != 0
+    ref_i, ref_s = R.topk_reference(q, t, k)
+    for method in R.METHODS:
+        for chunk in (None, 5):
+            i, s = R.topk_batched(q, t, k, chunk=chunk, method=method)
+            np.testing.assert_array_equal(i, ref_i, err_msg=f"{method}, chunk={chunk}")
+            np.testing.assert_array_equal(s, ref_s, err_msg=f"{method}, chunk={chunk}")
+    i, s = R.topk_loop(q, t, k)
+    np.testing.assert_array_equal(i, ref_i)
+    np.testing.assert_array_equal(s, ref_s)
+
+
+def test_block_pruning_on_gaussian_data_equals_the_reference():
+    q, t = R.synthetic_embeddings(200, 5003, 32, n_centres=50, seed=7)
+    assert R._n_blocks(len(t), 5) > 0
+    ref_i, ref_s = R.topk_reference(q, t, 5)
+    i, s = R.topk_batched(q, t, 5, method="blockmax", chunk=len(q))
+    np.testing.assert_array_equal(i, ref_i)
+    np.testing.assert_array_equal(s, ref_s)  # same matmul, same bits
+
+
+def test_every_score_tied_keeps_the_lowest_indices():
+    t = np.tile(_sparse_units(1, seed=5), (3001, 1))
+    q = _sparse_units(7, seed=6)
+    q[:3] = t[0]  # score 1 for every target; the others score an exact multiple of 1/4
+    expected = np.tile(np.arange(6), (7, 1))
+    for method in R.METHODS:
+        np.testing.assert_array_equal(R.topk_batched(q, t, 6, method=method)[0], expected, err_msg=method)
+    np.testing.assert_array_equal(R.topk_loop(q, t, 6)[0], expected)
+    np.testing.assert_array_equal(R.topk_reference(q, t, 6)[0], expected)
+
+
+def test_the_flat_index_equals_the_reference_up_to_faiss_choice_among_boundary_ties():
+    pytest.importorskip("faiss")
+    q, t = _dyadic(60, seed=3), _dyadic(400, seed=4)
+    t[100:110] = t[7]  # eleven equal targets
+    q[:6] = t[7]  # these queries have an eleven-way tie at the top, so at the 5th place
+    S = q @ t.T
+    ref_i, ref_s = R.topk_reference(q, t, 5)
+    i, s = R.build_ann(t, kind="flat").search(q, 5)
+    np.testing.assert_array_equal(s, ref_s)  # the top-5 scores are unique even when the indices are not
+    np.testing.assert_array_equal(s, np.take_along_axis(S, i, 1))
+    full = -np.sort(-S, axis=1)
+    unique_boundary = full[:, 4] > full[:, 5]
+    assert 40 <= unique_boundary.sum() < len(q)
+    np.testing.assert_array_equal(i[unique_boundary], ref_i[unique_boundary])
+    assert set(i[:6].ravel()) <= {7, *range(100, 110)}
+    assert (np.diff(i[:6], axis=1) > 0).all()  # ties inside the k ordered by index
