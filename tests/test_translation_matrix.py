@@ -284,3 +284,59 @@ def test_the_study_runs_end_to_end_on_the_bibles(tmp_path):
     assert [p[0] for p in out["curves"]["p_at_5_vs_tokens.matrix"]] == [0.5 * m["tokens.en"], m["tokens.en"]]
     assert len(keep["details"]) == sum(map(len, keep["folds"]))
     assert set(keep["dev"]).isdisjoint(w for f in keep["folds"] for w in f)
+
+
+# --- the paper's kind of data: pretrained vectors and a MUSE-style split ------------------------
+
+def _write_vec(path, words, vectors, header=None):
+    lines = [header or f"{len(words)} {vectors.shape[1]}"]
+    lines += [w + " " + " ".join(f"{v:.6f}" for v in row) for w, row in zip(words, vectors)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_pretrained_vectors_and_split_on_rotated_spaces(tmp_path):
+    from papernotes_core.translation_matrix import pretrained
+
+    d, V = 12, 400
+    rng = np.random.default_rng(11)
+    R = _rotation(d, 12)
+    z = rng.standard_normal((V, d))
+    en = [f"en{i}" for i in range(V)]
+    es = [f"es{i}ñ" for i in range(V)]
+    _write_vec(tmp_path / "en.vec", en, z @ R)
+    _write_vec(tmp_path / "es.vec", es, z)
+    (tmp_path / "train.txt").write_text("".join(f"en{i} es{i}ñ\n" for i in range(300)), encoding="utf-8")
+    (tmp_path / "test.txt").write_text("".join(f"en{i} es{i}ñ\n" for i in range(300, 400))
+                                       + "unknown es1ñ\n", encoding="utf-8")
+    src = pretrained.read_text_vectors(tmp_path / "en.vec", name="English")
+    tgt = pretrained.read_text_vectors(tmp_path / "es.vec", limit=V, name="Spanish")
+    np.testing.assert_allclose(src.vectors, (z @ R).astype(np.float32), atol=1e-5)
+    out = pretrained.evaluate_split(src, tgt, pretrained.read_pairs(tmp_path / "train.txt"),
+                                    pretrained.read_pairs(tmp_path / "test.txt"))
+    assert out["matrix"] == (1.0, 1.0) and out["procrustes"] == (1.0, 1.0)
+    assert out["test_words"] == 100 and out["coverage"] == pytest.approx(100 / 101)
+    assert len(pretrained.read_text_vectors(tmp_path / "en.vec", limit=7)) == 7
+
+
+def test_pretrained_readers_name_the_bad_line(tmp_path):
+    from papernotes_core.translation_matrix import pretrained
+
+    p = tmp_path / "v.vec"
+    p.write_text("2 3\na 1 2 3\nb 1 2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 3 has 2 values after the word, expected 3"):
+        pretrained.read_text_vectors(p)
+    p.write_text("two 3\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 1 must be '<count> <dim>'"):
+        pretrained.read_text_vectors(p)
+    p.write_text("2 2\na 1 x\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a number"):
+        pretrained.read_text_vectors(p)
+    p.write_text("2 2\na 1 2\na 3 4\n", encoding="utf-8")
+    e = pretrained.read_text_vectors(p)
+    assert e.words == ("a",) and e.vectors.tolist() == [[1.0, 2.0]]      # first vector kept
+    q = tmp_path / "d.txt"
+    q.write_text("a b\nc\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2 must hold two words"):
+        pretrained.read_pairs(q)
+    with pytest.raises(FileNotFoundError, match="full-scale section"):
+        pretrained.read_pairs(tmp_path / "missing.txt")
