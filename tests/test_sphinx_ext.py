@@ -161,3 +161,20 @@ def test_an_optional_row_reads_not_run_where_a_scale_lacks_it(tmp_path, monkeypa
            bigmodel.loss : Loss
         """, tmp_path / "res", monkeypatch)
     assert "bigmodel.loss" in warnings
+
+
+def test_percent_tables_show_the_papers_number_as_a_percentage_too(tmp_path, monkeypatch):
+    write_results(tmp_path / "res")
+    html, warnings = build(tmp_path, """
+        Title
+        =====
+
+        .. repro-table:: toy
+           :scales: cpu
+           :percent:
+
+           loss.a ± loss_sd.a : Final loss
+        """, tmp_path / "res", monkeypatch)
+    assert not [w for w in warnings.splitlines() if "already registered" not in w]
+    assert "11.0 ± 2.0% (Table 9; checked in the paper)" in html
+    assert "12.3 ± 1.0%" in html

@@ -163,10 +163,14 @@ class ReproTable(SphinxDirective):
             if entry is None:
                 paper_text = "not reported"
             else:
-                value = "—" if entry["value"] is None else results.format_number(entry["value"], digits)
+                # the paper's number on the same footing as ours: a percentage under :percent:
+                scale = 100.0 if percent else 1.0
+                value = "—" if entry["value"] is None else results.format_number(entry["value"] * scale, digits)
                 sd_entry = paper_block.get(spec.partition("±")[2].strip()) if "±" in spec else None
                 if entry["value"] is not None and sd_entry is not None and sd_entry["value"] is not None:
-                    value = _with_spread(value, sd_entry["value"], digits)
+                    value = _with_spread(value, sd_entry["value"] * scale, digits)
+                if entry["value"] is not None and percent:
+                    value += "%"
                 paper_text = f"{value} ({entry['source']}; {STATUS_TEXT[entry['status']]})"
             cells = [label, paper_text]
             for scale, data in loaded.items():
