@@ -170,5 +170,31 @@ def test_load_data_cifar10_is_gcn_then_zca_fitted_on_train(monkeypatch):
     np.testing.assert_allclose(xte.reshape(12, -1).numpy(), ref, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="dataset"):
         conv.load_data("imagenet")
-    with pytest.raises(NotImplementedError, match="SVHN has no loader"):
-        conv.load_data("svhn")
+
+
+
+def test_load_data_svhn_is_gcn_then_lcn_on_the_red_channel(monkeypatch):
+    import numpy as np
+
+    from papernotes_core.data import preprocess, svhn
+    from papernotes_core.data.mnist import Split, Splits
+
+    rng = np.random.default_rng(1)
+
+    def split(n):
+        return Split(rng.random((n, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, n))
+    fake = Splits(split(6), split(3), split(4))
+    asked = {}
+
+    def fake_load(extra=False):
+        asked["extra"] = extra
+        return Splits(*(Split(fake[k].x.copy(), fake[k].y) for k in ("train", "valid", "test")))
+    monkeypatch.setattr(svhn, "load_svhn", fake_load)
+    (xtr, ytr), _, (xte, yte) = conv.load_data("svhn", device="cpu")
+    assert asked["extra"] is True and xtr.shape == (6, 3, 32, 32) and yte.tolist() == fake.test.y.tolist()
+    g = preprocess.global_contrast_normalize(fake.test.x)
+    ref = preprocess.lecun_lcn(g, channels=(0,))
+    np.testing.assert_allclose(xte.numpy(), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(xte[:, 1:].numpy(), g[:, 1:], rtol=1e-6, atol=1e-6)   # G, B: GCN only
+    conv.load_data("svhn", extra=False)
+    assert asked["extra"] is False

@@ -456,8 +456,9 @@ md(r"""
 decaying over all of them, and the conv net of `fm.conv` on CIFAR-10 (300 epochs), three seeds
 of full precision, binary and ternary connect with quantized back-propagation. CIFAR-10 has no
 offline source: `fm.conv.load_data` downloads it (163 MiB) and checks it against a pinned
-SHA-256. The SVHN configuration (`fm.conv.CNNConfig.paper("svhn")`, 60 epochs) is there, but
-not its loader yet. Every run
+SHA-256. SVHN (60 epochs) needs 1.5 GiB of downloads (`data.svhn.load_svhn`, pinned SHA-256
+sums) and about 10 GB of memory while it is preprocessed: a high-memory Colab runtime. Every
+run
 saves a checkpoint after each epoch in `PAPERNOTES_CHECKPOINTS` (point it at a Google Drive
 folder in Colab) and resumes where it stopped. No GPU was lent to this project's runs, so the
 GPU cost is the authors' (their README); the CPU cost comes from the epochs timed above.
@@ -481,7 +482,7 @@ print(f"conv net: {n_params / 1e6:.1f}M parameters; authors: about 5 h a run "
 if SCALE == "paper":
     mnist_paper = fm.run(paper_cfg, scale="paper")
     cifar = conv.run_cnn(conv.CNNConfig.paper("cifar10"))
-    # SVHN: conv.load_data has no SVHN loader yet (see the chapter page)
+    svhn = conv.run_cnn(conv.CNNConfig.paper("svhn"))
 """)
 
 md(r"""

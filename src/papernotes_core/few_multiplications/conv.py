@@ -20,9 +20,11 @@ As the authors' ``cifar10.py`` / ``svhn.py`` and ``layer.py`` (hantek/BinaryConn
   the epoch of best validation error (:func:`~papernotes_core.few_multiplications.fit_epochs`).
 * **Data**: CIFAR-10 45,000 / 5,000 / 10,000 after global contrast normalisation (scale 55)
   and ZCA whitening (pylearn2's ``pylearn2_gcn_whitened``), :func:`load_data`. The authors'
-  SVHN is pylearn2's split (train + extra less 6,000 validation images) after global and
-  LeCun's local contrast normalisation (``svhn_preprocessing.py``); its loader is not written
-  yet, so :func:`load_data` raises for it.
+  SVHN is pylearn2's split (train + extra less 6,000 validation images: 598,388 / 6,000 /
+  26,032, :func:`~papernotes_core.data.svhn.load_svhn`) after global and LeCun's local contrast
+  normalisation (``svhn_preprocessing.py``; :mod:`~papernotes_core.data.preprocess`), the local
+  one on the red channel only, as pylearn2's ``LeCunLCN`` has done since 2014 (see
+  :func:`~papernotes_core.data.preprocess.lecun_lcn`).
 
 The authors report (README) CIFAR-10 test errors of 15.64 % (full resolution), 12.08 % (binary)
 and 12.01 % (ternary), SVHN 2.85 / 2.48 / 2.42 %, after about 5 and 15 hours on a Titan X.
@@ -187,10 +189,12 @@ class CNNConfig:
         return cls(dataset=dataset, epochs=300 if dataset == "cifar10" else 60)
 
 
-def load_data(dataset: str, *, train_limit: int | None = None, device=None):
+def load_data(dataset: str, *, train_limit: int | None = None, device=None, extra: bool = True):
     """The preprocessed ``((x, y) train, valid, test)`` tensors of ``dataset``. CIFAR-10 (a
-    163 MiB download): GCN (scale 55) + ZCA (bias 0.1) fitted on the training split. SVHN:
-    not yet (``NotImplementedError``): pass its tensors to :func:`train_cnn` yourself."""
+    163 MiB download): GCN (scale 55) + ZCA (bias 0.1) fitted on the training split. SVHN (1.5 GiB
+    of downloads with ``extra``, the authors' split; about 10 GB of memory at the peak): GCN
+    (scale 1) then LeCun's LCN (7 x 7, on channel 0, as pylearn2 did), example by example;
+    ``extra=False`` uses the training file alone (69,257 / 4,000 / 26,032)."""
     from .. import data as datasets
 
     if dataset == "cifar10":
@@ -199,10 +203,12 @@ def load_data(dataset: str, *, train_limit: int | None = None, device=None):
         s = datasets.load_cifar10()
         arrays = preprocess(*(s[k].x for k in ("train", "valid", "test")))
     elif dataset == "svhn":
-        raise NotImplementedError(
-            "SVHN has no loader yet: its .mat files need a MAT-5 reader with pinned SHA-256 sums, and "
-            "pylearn2's split and local contrast normalisation; CNNConfig.paper('svhn') and train_cnn "
-            "work on any ((x, y), (x, y), (x, y)) tensors passed as data")
+        from ..data.preprocess import global_contrast_normalize, lecun_lcn
+        from ..data.svhn import load_svhn
+
+        s = load_svhn(extra=extra)
+        arrays = [lecun_lcn(global_contrast_normalize(s[k].x, copy=False), channels=(0,), copy=False)
+                  for k in ("train", "valid", "test")]
     else:
         raise ValueError(f"dataset must be one of {tuple(PAPER_CNN)}, got {dataset!r}")
     ys = [s[k].y for k in ("train", "valid", "test")]
