@@ -13,6 +13,9 @@ r"""Estimators used by more than one chapter, or independent of any model.
   variances) with its two-sided p-value, for comparing two training set-ups over a few seeds,
   from the per-seed values or from each arm's mean, standard deviation and count (what the
   results files store).
+* :func:`gam_battle`, :func:`gam_ratios`, :func:`gam_decide`, :func:`discriminator_errors`:
+  the generative adversarial metric of Im et al. (2016), where two GANs judge each other's
+  samples with their discriminators.
 
 Why the shift. With :math:`m = \max_i x_i`,
 
@@ -38,7 +41,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-__all__ = ["WelchResult", "chunked_log_mean_exp", "log_mean_exp", "mean_and_standard_error",
+__all__ = ["GAMResult", "GAM_CONVENTIONS", "WelchResult", "discriminator_errors", "gam_battle", "gam_decide",
+           "gam_ratios", "chunked_log_mean_exp", "log_mean_exp", "mean_and_standard_error",
            "parzen_log_likelihood", "parzen_sigma_search", "welch_t_test", "welch_t_test_from_summary"]
 
 
@@ -405,3 +409,189 @@ def welch_t_test(a, b) -> WelchResult:
         sd = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
         summary += [mean, sd, n]
     return welch_t_test_from_summary(*summary)
+
+
+# --- The generative adversarial metric (GAM) ----------------------------------------------------
+
+GAM_CONVENTIONS = ("paper", "battle_py")
+
+
+@dataclasses.dataclass(frozen=True)
+class GAMResult:
+    r"""One battle of two GANs :math:`M_1 = (G_1, D_1)` and :math:`M_2 = (G_2, D_2)`
+    (Im et al., 2016, Sec. 4; :func:`gam_battle`).
+
+    ``counts``: the errors each discriminator makes, ``d1_test`` / ``d2_test`` on the ``n_test``
+    test images (calling a real image fake) and ``d1_on_g2`` / ``d2_on_g1`` on the
+    ``n_samples`` samples of the *other* generator (calling a sample real). ``r_test`` and
+    ``r_sample``: the ratios under ``convention``; ``r_test_ci`` and ``r_sample_ci``: bootstrap
+    percentile intervals at ``level``; ``test_ok``: whether ``r_test_ci`` contains 1 (the
+    paper's :math:`r_{test} \approx 1`); ``winner``: ``"M1"``, ``"M2"``, ``"tie"`` or, by the
+    paper's rule when ``test_ok`` is false, ``"void"``.
+    """
+
+    r_test: float
+    r_sample: float
+    r_test_ci: tuple[float, float]
+    r_sample_ci: tuple[float, float]
+    test_ok: bool
+    winner: str
+    convention: str
+    counts: dict
+    n_test: int
+    n_samples: int
+    level: float
+
+
+def discriminator_errors(discriminator: Callable, x: torch.Tensor, *, real: bool,
+                         batch_size: int = 1000) -> torch.Tensor:
+    r"""Which of the images ``x`` the discriminator gets wrong, as a bool tensor ``(n,)``.
+
+    ``discriminator`` maps a batch to logits :math:`a` with :math:`D = \sigma(a)` (a
+    ``torch.nn.Module`` is put in eval mode for the call and restored). It calls an image real
+    when :math:`D(x) > \tfrac12` (:math:`a > 0`), so the error on real images (``real=True``) is
+    :math:`a \le 0` and on samples (``real=False``) :math:`a > 0`.
+    """
+    _check_tensor("x", x)
+    _check_positive_int("batch_size", batch_size)
+    if not isinstance(real, bool):
+        raise TypeError(f"real must be a bool (True: x are data, False: x are samples), got {real!r}")
+    if len(x) == 0:
+        raise ValueError("x must hold at least one image, got 0")
+    module = discriminator if isinstance(discriminator, torch.nn.Module) else None
+    was = module.training if module is not None else None
+    if module is not None:
+        module.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                logits = discriminator(x[start:start + batch_size])
+                if not isinstance(logits, torch.Tensor) or logits.shape != (len(x[start:start + batch_size]),):
+                    raise ValueError("the discriminator must return one logit per image, shape (batch,), got "
+                                     f"{getattr(logits, 'shape', type(logits).__name__)}")
+                out.append((logits <= 0) if real else (logits > 0))
+    finally:
+        if module is not None:
+            module.train(was)
+    return torch.cat(out).cpu()
+
+
+def _gam_rate(errors: torch.Tensor, convention: str) -> torch.Tensor:
+    """Error rates (paper) or accuracies (battle.py) along the last dimension, with the zero rule:
+    a count of 0 is taken as 1/2 (see :func:`gam_ratios`)."""
+    n = errors.shape[-1]
+    k = errors.sum(-1).double()
+    if convention == "battle_py":
+        k = n - k
+    return torch.where(k == 0, torch.full_like(k, 0.5), k) / n
+
+
+def gam_ratios(d1_test, d2_test, d1_on_g2, d2_on_g1, convention: str = "paper") -> tuple[float, float]:
+    r"""The GAM's two ratios from per-example error indicators (bool tensors).
+
+    ``convention="paper"`` (eq. 10–11 of the paper):
+
+    .. math::
+
+        r_{test} = \frac{\epsilon(D_1; x_{test})}{\epsilon(D_2; x_{test})}, \qquad
+        r_{sample} = \frac{\epsilon(D_1; G_2(z))}{\epsilon(D_2; G_1(z))},
+
+    with :math:`\epsilon` the classification error rate. ``"battle_py"``: the authors'
+    ``battle.py`` divides *accuracies* :math:`1 - \epsilon` instead, in the same order.
+
+    The zero rule: a count of 0 (no errors, or with ``battle_py`` no correct answers) enters
+    the ratio as 1/2, i.e. :math:`\epsilon = 1/(2n)`. Then no ratio is 0/0 or infinite, two
+    perfect discriminators tie at exactly 1, and one perfect against one with :math:`k` errors
+    gives :math:`1/(2k)`, the most extreme ratio the sample can support.
+    """
+    if convention not in GAM_CONVENTIONS:
+        raise ValueError(f"convention must be one of {GAM_CONVENTIONS}, got {convention!r}")
+    t = [_check_errors(n, e) for n, e in (("d1_test", d1_test), ("d2_test", d2_test),
+                                           ("d1_on_g2", d1_on_g2), ("d2_on_g1", d2_on_g1))]
+    if t[0].shape != t[1].shape:
+        raise ValueError(f"d1_test and d2_test must judge the same test images, got {tuple(t[0].shape)} "
+                         f"and {tuple(t[1].shape)}")
+    r_test = float(_gam_rate(t[0], convention) / _gam_rate(t[1], convention))
+    r_sample = float(_gam_rate(t[2], convention) / _gam_rate(t[3], convention))
+    return r_test, r_sample
+
+
+def _check_errors(name: str, e) -> torch.Tensor:
+    if not isinstance(e, torch.Tensor) or e.dtype != torch.bool or e.dim() != 1:
+        raise TypeError(f"{name} must be a 1-d bool tensor of per-example errors, got "
+                        f"{type(e).__name__}{'' if not isinstance(e, torch.Tensor) else f' {e.dtype} {tuple(e.shape)}'}")
+    if len(e) == 0:
+        raise ValueError(f"{name} must hold at least one example, got 0")
+    return e
+
+
+def gam_decide(r_test_ci: tuple[float, float], r_sample: float, convention: str = "paper") -> tuple[bool, str]:
+    r"""The winner of a battle: ``(test_ok, winner)``.
+
+    ``"paper"``: the test ratio must be about 1 (its interval contains 1), else the battle is
+    ``"void"`` (one discriminator is simply better at recognising data, which would bias the
+    sample ratio); then :math:`M_1` wins when :math:`r_{sample} < 1` (:math:`D_1` is fooled less by
+    :math:`G_2` than :math:`D_2` by :math:`G_1`), :math:`M_2` when :math:`r_{sample} > 1`.
+    ``"battle_py"``: the sample ratio alone, and since it divides accuracies, :math:`M_1` wins when it
+    is *above* 1.
+    """
+    if convention not in GAM_CONVENTIONS:
+        raise ValueError(f"convention must be one of {GAM_CONVENTIONS}, got {convention!r}")
+    test_ok = bool(r_test_ci[0] <= 1.0 <= r_test_ci[1])
+    if r_sample == 1.0:
+        return test_ok, "tie"
+    m1 = r_sample < 1.0 if convention == "paper" else r_sample > 1.0
+    if convention == "paper" and not test_ok:
+        return test_ok, "void"
+    return test_ok, "M1" if m1 else "M2"
+
+
+def gam_battle(d1: Callable, d2: Callable, samples_g1: torch.Tensor, samples_g2: torch.Tensor,
+               x_test: torch.Tensor, *, convention: str = "paper", n_boot: int = 1000, level: float = 0.95,
+               seed: int = 0, batch_size: int = 1000) -> GAMResult:
+    r"""Battle :math:`M_1 = (G_1, D_1)` against :math:`M_2 = (G_2, D_2)` by the generative
+    adversarial metric (Im et al., 2016, Sec. 4).
+
+    Each discriminator judges the test images and the *other* model's samples
+    (:func:`discriminator_errors`); :func:`gam_ratios` forms :math:`r_{test}` and
+    :math:`r_{sample}`; the intervals are percentile bootstraps with ``n_boot`` replicates, the
+    test images resampled once per replicate for both discriminators (a paired bootstrap), each
+    sample set resampled on its own; :func:`gam_decide` names the winner.
+
+    Raises ``ValueError`` when the two sample sets, or the samples and the test images, differ in
+    image shape (the two discriminators must judge the same kind of image), or ``convention``
+    is unknown.
+    """
+    if convention not in GAM_CONVENTIONS:
+        raise ValueError(f"convention must be one of {GAM_CONVENTIONS}, got {convention!r}")
+    for name, x in (("samples_g1", samples_g1), ("samples_g2", samples_g2), ("x_test", x_test)):
+        _check_tensor(name, x)
+    if samples_g1.shape[1:] != samples_g2.shape[1:] or samples_g1.shape[1:] != x_test.shape[1:]:
+        raise ValueError("the two sides of a battle must judge images of one size: samples_g1 "
+                         f"{tuple(samples_g1.shape[1:])}, samples_g2 {tuple(samples_g2.shape[1:])}, x_test "
+                         f"{tuple(x_test.shape[1:])}")
+    if len(samples_g1) != len(samples_g2):
+        raise ValueError(f"the two generators must give as many samples each, got {len(samples_g1)} and "
+                         f"{len(samples_g2)}")
+    _check_positive_int("n_boot", n_boot)
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise ValueError(f"level must be a float in (0, 1), got {level!r}")
+    e = {"d1_test": discriminator_errors(d1, x_test, real=True, batch_size=batch_size),
+         "d2_test": discriminator_errors(d2, x_test, real=True, batch_size=batch_size),
+         "d1_on_g2": discriminator_errors(d1, samples_g2, real=False, batch_size=batch_size),
+         "d2_on_g1": discriminator_errors(d2, samples_g1, real=False, batch_size=batch_size)}
+    r_test, r_sample = gam_ratios(e["d1_test"], e["d2_test"], e["d1_on_g2"], e["d2_on_g1"], convention)
+    gen = torch.Generator().manual_seed(seed)
+    n_t, n_s = len(x_test), len(samples_g1)
+    it = torch.randint(n_t, (n_boot, n_t), generator=gen)
+    i1 = torch.randint(n_s, (n_boot, n_s), generator=gen)
+    i2 = torch.randint(n_s, (n_boot, n_s), generator=gen)
+    bt = _gam_rate(e["d1_test"][it], convention) / _gam_rate(e["d2_test"][it], convention)
+    bs = _gam_rate(e["d1_on_g2"][i2], convention) / _gam_rate(e["d2_on_g1"][i1], convention)
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    ci_t = tuple(float(v) for v in torch.quantile(bt, q))
+    ci_s = tuple(float(v) for v in torch.quantile(bs, q))
+    test_ok, winner = gam_decide(ci_t, r_sample, convention)
+    return GAMResult(r_test, r_sample, ci_t, ci_s, test_ok, winner, convention,
+                     {k: int(v.sum()) for k, v in e.items()}, n_t, n_s, level)
