@@ -50,6 +50,7 @@ CLAIMS = {
     "rnn_dropout": {"test_ppl.small": "lower"},
     "few_multiplications": {f"test_error.{v}": "lower" for v in ("full", "binary", "ternary", "binary_qb", "ternary_qb")},
     "translation_matrix": {"p_at_5.matrix": "higher", "p_at_5.procrustes": "higher"},
+    "gran": {"pixel_mean_gap.gran_t3": "lower", "pixel_mean_gap.dcgan": "lower"},
     "dqn": {"cartpole_eval_return": "higher", "tabular_q_error": "lower", "linear_dqn_error": "lower",
             "linear_dqn_wrong_actions": "lower"},
 }
@@ -269,8 +270,23 @@ def _translation_matrix(seed: int) -> dict:
     return {f"p_at_5.{meth}": [out["metrics"][f"p_at_5.{meth}"], float(np.mean(v))] for meth, v in p5.items()}
 
 
+def _gran(seed: int) -> dict:
+    from papernotes_core import gran
+
+    config = dataclasses.replace(gran.Config.quick(), seeds=(seed,))
+    out = gran.run(config, scale="quick", write=False)
+    x_test = gran.load_data(config)["test"]
+    res = {}
+    for m in config.models:
+        g, _ = gran.build(config, m, seed, "cpu")        # untrained, measured the same way
+        s = gran.sample(g, config.n_samples, seed=20_000 + seed, batch_size=config.judge_batch)
+        res[f"pixel_mean_gap.{m}"] = [out["metrics"][f"pixel_mean_gap.{m}"],
+                                      abs(float(s.mean()) - float(x_test.mean()))]
+    return res
+
+
 MEASURE = {"elu": _elu, "vae": _vae, "gan": _gan, "irnn": _irnn, "urnn": _urnn, "rnn_dropout": _rnn_dropout, "few_multiplications": _few_multiplications, "dqn": _dqn,
-           "translation_matrix": _translation_matrix}
+           "translation_matrix": _translation_matrix, "gran": _gran}
 
 
 def child(slug: str, seed: int) -> None:

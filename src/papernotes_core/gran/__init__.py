@@ -52,7 +52,8 @@ SLUG = "gran"
 #: model name -> number of steps T (0: the DCGAN baseline, one step and no encoder)
 MODELS = {"gran_t1": 1, "gran_t3": 3, "gran_t5": 5, "dcgan": 0}
 #: the battles of the study, (M1, M2)
-BATTLES = (("gran_t3", "dcgan"), ("gran_t1", "gran_t3"), ("gran_t1", "gran_t5"), ("gran_t3", "gran_t5"))
+BATTLES = (("gran_t3", "dcgan"), ("gran_t5", "dcgan"), ("gran_t1", "gran_t3"), ("gran_t1", "gran_t5"),
+           ("gran_t3", "gran_t5"))
 DATASETS = ("mnist", "cifar10", "lsun")
 
 
@@ -148,20 +149,26 @@ class Config:
 
     @classmethod
     def paper_cifar10(cls) -> "Config":
-        """The authors' ``main_granI_cifar10.py``: CIFAR-10 32×32 in [0, 1], T = 3, ``num_z``
-        100, ``ckern`` 128 (maps 1024 → 512 → 256 → 3 from a 4×4 start), batch 100, learning
-        rates 4e-5 (D) and 1e-4 (G) decaying as 1/(1 + e/50), λ = 5e-6, 20 epochs. The
-        discriminator widths follow ``convnet_cuda32`` as we read it (see the page). For a GPU."""
-        return cls(dataset="cifar10", models=("gran_t3", "dcgan"), seeds=(0,), width=256, disc_widths=(128, 256, 512),
-                   disc_hidden=100, epochs=20, n_samples=10_000)
+        """The authors' ``main_granI_cifar10.py`` at the repository's last commit: CIFAR-10
+        32×32 in [0, 1], T = 5 (an earlier commit had 3), ``num_z`` 100, generator maps
+        1024 → 512 → 256 → 3 from a 4×4 start (``ckern`` 128 × [8, 4, 2, 1]), discriminator
+        ``convnet_cuda32``'s 1024 → 512 → 256 maps and 100 tanh units, batch 100, learning
+        rates 4e-5 (D) and 1e-4 (G) divided by 1 + e/50, λ = 5e-6, and 21 passes (their loop
+        runs ``num_epoch + 1`` = 21). Against the DCGAN of equal parameter count. For a GPU."""
+        return cls(dataset="cifar10", models=("gran_t5", "dcgan"), seeds=(0,), width=256, disc_widths=(1024, 512, 256),
+                   disc_hidden=100, dcgan_match_steps=5, epochs=21, n_samples=10_000)
 
     @classmethod
     def paper_lsun(cls) -> "Config":
-        """The authors' ``main_granI_lsun.py`` as we read it: LSUN 64×64, T = 3, the CIFAR
-        learning rates. For a GPU, and the LSUN data (no offline source: the reader supplies
-        the images, see :func:`load_data`)."""
-        return cls(dataset="lsun", models=("gran_t3", "dcgan"), seeds=(0,), width=128,
-                   disc_widths=(128, 256, 512, 1024), disc_hidden=100, epochs=20, n_samples=10_000)
+        """The authors' ``main_granI_lsun.py``: 64×64 images, T = 5, generator maps
+        1376 → 688 → 344 → 172 → 3 from a 4×4 start, discriminator ``convnet64`` with
+        ``ckern`` 384 × [8, 4, 2, 1] maps (3072 → 1536 → 768 → 384), learning rates 1e-4 (D)
+        and 2e-4 (G) divided by 1 + e/25, λ = 1e-5 (their ``lam1`` is never passed, so the
+        default applies), 16 passes (``num_epoch`` 15, plus one). For a GPU, and the LSUN
+        images (no offline source or pinned download: see :func:`load_data`)."""
+        return cls(dataset="lsun", models=("gran_t5", "dcgan"), seeds=(0,), width=172,
+                   disc_widths=(3072, 1536, 768, 384), disc_hidden=100, dcgan_match_steps=5, lr_d=1e-4, lr_g=2e-4,
+                   lr_decay_epochs=25.0, weight_decay=1e-5, epochs=16, n_samples=10_000)
 
     @classmethod
     def paper(cls) -> "Config":
@@ -184,10 +191,16 @@ def dcgan_width_for(config: Config) -> int:
         return config.dcgan_width
     size, ch = _image_shape(config.dataset)
     kw = dict(z_dim=config.z_dim, image_size=size, channels=ch, layers=_layers(config.dataset), kernel=config.kernel)
-    target = count_parameters(GRANGenerator(config.dcgan_match_steps, width=config.width, **kw))
-    best = min(range(config.width, 4 * config.width + 1),
-               key=lambda w: abs(count_parameters(GRANGenerator(1, width=w, dcgan=True, **kw)) - target))
-    return best
+    def params(steps, width, dcgan):
+        with torch.device("meta"):                      # counts without allocating
+            return count_parameters(GRANGenerator(steps, width=width, dcgan=dcgan, **kw))
+
+    target = params(config.dcgan_match_steps, config.width, False)
+    lo, hi = 1, 8 * config.width                        # the count grows with the width
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if params(1, mid, True) < target else (lo, mid)
+    return min((lo, hi), key=lambda w: abs(params(1, w, True) - target))
 
 
 def build(config: Config, model: str, seed: int, device=None) -> tuple[GRANGenerator, ConvDiscriminator]:
