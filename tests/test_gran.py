@@ -202,3 +202,50 @@ def test_the_quick_study_runs_end_to_end(tmp_path):
     kept = gran.read_samples("quick", tmp_path)
     assert kept["gran_t3.seed0"].shape == (36, 1, 28, 28)
     assert kept["gran_t3.seed0.steps"].shape == (3, 8, 1, 28, 28) and kept["gran_t3.seed0.steps"].dtype == np.uint8
+
+
+def test_load_data_shapes_and_ranges(monkeypatch, tmp_path):
+    from papernotes_core import data
+    from papernotes_core.data.mnist import Split, Splits
+
+    c = dataclasses.replace(gran.Config.quick(), train_limit=500, test_images=200)
+    d = gran.load_data(c)
+    assert d["train"].shape == (500, 1, 28, 28) and d["test"].shape == (200, 1, 28, 28)
+    assert 0 <= float(d["train"].min()) and float(d["train"].max()) <= 1
+    # CIFAR-10: the loader's [0, 1] floats, train + valid, not divided again
+    rng = np.random.default_rng(0)
+    fake = lambda n: Split(rng.random((n, 3, 32, 32), dtype=np.float32), np.zeros(n, dtype=np.int64))  # noqa: E731
+    monkeypatch.setattr(data, "load_cifar10", lambda *a, **k: Splits(fake(45), fake(5), fake(10)))
+    d = gran.load_data(dataclasses.replace(gran.Config.paper_cifar10(), train_limit=None, test_images=None))
+    assert d["train"].shape == (50, 3, 32, 32) and d["test"].shape == (10, 3, 32, 32)
+    assert float(d["train"].max()) > 0.9
+    # LSUN: no offline source; a clear error names the file to supply
+    monkeypatch.setenv("PAPERNOTES_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="lsun64.npy"):
+        gran.load_data(gran.Config.paper_lsun())
+    np.save(tmp_path / "lsun64.npy", np.zeros((4, 3, 32, 32), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"\(n, 3, 64, 64\)"):
+        gran.load_data(gran.Config.paper_lsun())
+
+
+@pytest.mark.parametrize("make", [gran.Config.paper_cifar10, gran.Config.paper_lsun])
+def test_the_paper_configs_build_with_the_authors_shapes(make):
+    c = make()
+    size = 32 if c.dataset == "cifar10" else 64
+    with torch.device("meta"):                      # the shapes without the memory
+        g, d = gran.build(c, "gran_t5", 0, "meta")
+        dc, _ = gran.build(c, "dcgan", 0, "meta")
+        x = g(torch.zeros(c.batch_size, c.z_dim))
+        assert x.shape == (c.batch_size, 3, size, size)
+        assert d(x).shape == (c.batch_size,)
+    assert g.steps == 5 and dc.encoder is None
+    first = g.decoder.net[0]
+    assert first.in_features == 2 * c.z_dim
+    assert abs(gran.count_parameters(dc) - gran.count_parameters(g)) / gran.count_parameters(g) < 0.02
+
+
+@pytest.mark.slow
+def test_the_cifar10_paper_config_trains_for_a_step():
+    c = dataclasses.replace(gran.Config.paper_cifar10(), batch_size=4, epochs=1, checkpoint=False)
+    out = gran.train_model(c, "gran_t5", 0, torch.rand(4, 3, 32, 32), device="cpu", progress=False)
+    assert all(math.isfinite(v) for _, v in out["curves"]["loss_d"] + out["curves"]["loss_g"])

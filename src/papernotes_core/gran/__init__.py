@@ -221,7 +221,8 @@ def build(config: Config, model: str, seed: int, device=None) -> tuple[GRANGener
 def load_data(config: Config) -> dict:
     """Images as float32 ``(n, c, s, s)`` in [0, 1]: ``{"train", "test"}``.
 
-    MNIST and CIFAR-10 come through :mod:`papernotes_core.data` (pinned downloads). LSUN has no
+    MNIST and CIFAR-10 come through :mod:`papernotes_core.data` (pinned downloads); CIFAR-10
+    trains on all 50,000 training images (our train and valid splits). LSUN has no
     offline source and no pinned download here: put a float32 array ``(n, 3, 64, 64)`` in
     [0, 1] at ``<PAPERNOTES_DATA>/lsun64.npy`` (e.g. the church-outdoor training images,
     resized), else a ``FileNotFoundError`` says so."""
@@ -231,9 +232,9 @@ def load_data(config: Config) -> dict:
         sp = data.load_mnist()
         train, test = torch.as_tensor(sp.train.x).reshape(-1, 1, 28, 28), torch.as_tensor(sp.test.x).reshape(-1, 1, 28, 28)
     elif config.dataset == "cifar10":
-        sp = data.load_cifar10()
-        train = torch.as_tensor(np.asarray(sp.train.x, dtype=np.float32) / 255.0).reshape(-1, 3, 32, 32)
-        test = torch.as_tensor(np.asarray(sp.test.x, dtype=np.float32) / 255.0).reshape(-1, 3, 32, 32)
+        sp = data.load_cifar10()                        # float32 in [0, 1] already
+        train = torch.as_tensor(np.concatenate([sp.train.x, sp.valid.x])).reshape(-1, 3, 32, 32)
+        test = torch.as_tensor(sp.test.x).reshape(-1, 3, 32, 32)
     else:
         path = runtime.data_dir() / "lsun64.npy"
         if not path.exists():

@@ -17,7 +17,8 @@ The increments are summed *before* the sigmoid, and the data are scaled to :math
 encoder is never called and the generator is a DCGAN-style decoder of :math:`[z, 0]`.
 
 Shapes: the decoder starts from a :math:`b \times b` map, :math:`b = s / 2^{L}` for
-:math:`L` stride-2 transposed convolutions (4×4 kernels, padding 1), so the image size
+:math:`L` stride-2 transposed convolutions (5×5 kernels, padding 2, output padding 1, as
+the authors' cuDNN "deconvolution" with ``border_mode=(2, 2)``), so the image size
 :math:`s` must be divisible by :math:`2^L`; the encoder mirrors it with :math:`L` stride-2
 convolutions. :class:`GRANGenerator` raises a ``ValueError`` for a size the stack cannot make.
 """
