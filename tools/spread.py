@@ -50,7 +50,7 @@ CLAIMS = {
     "rnn_dropout": {"test_ppl.small": "lower"},
     "few_multiplications": {f"test_error.{v}": "lower" for v in ("full", "binary", "ternary", "binary_qb", "ternary_qb")},
     "translation_matrix": {"p_at_5.matrix": "higher", "p_at_5.procrustes": "higher"},
-    "gran": {"pixel_mean_gap.gran_t3": "lower", "pixel_mean_gap.dcgan": "lower"},
+    "gran": {f"{c}.{m}": "lower" for c in ("pixel_mean_gap", "d_balanced_error") for m in ("gran_t3", "dcgan")},
     "dqn": {"cartpole_eval_return": "higher", "tabular_q_error": "lower", "linear_dqn_error": "lower",
             "linear_dqn_wrong_actions": "lower"},
 }
@@ -271,17 +271,20 @@ def _translation_matrix(seed: int) -> dict:
 
 
 def _gran(seed: int) -> dict:
-    from papernotes_core import gran
+    from papernotes_core import evaluation, gran
 
     config = dataclasses.replace(gran.Config.quick(), seeds=(seed,))
     out = gran.run(config, scale="quick", write=False)
     x_test = gran.load_data(config)["test"]
     res = {}
     for m in config.models:
-        g, _ = gran.build(config, m, seed, "cpu")        # untrained, measured the same way
+        g, d = gran.build(config, m, seed, "cpu")        # untrained, measured the same way
         s = gran.sample(g, config.n_samples, seed=20_000 + seed, batch_size=config.judge_batch)
         res[f"pixel_mean_gap.{m}"] = [out["metrics"][f"pixel_mean_gap.{m}"],
                                       abs(float(s.mean()) - float(x_test.mean()))]
+        err = [float(evaluation.discriminator_errors(d, x, real=r, batch_size=config.judge_batch).float().mean())
+               for x, r in ((x_test, True), (s, False))]
+        res[f"d_balanced_error.{m}"] = [out["metrics"][f"d_balanced_error.{m}"], sum(err) / 2]
     return res
 
 

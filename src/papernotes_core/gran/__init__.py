@@ -391,6 +391,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     ``gam_rules_disagree.<b>`` (seeds where the two conventions name different winners, a
     void counting as a disagreement). Per model: ``d_test_error.<m>`` (its discriminator's
     error on the test images), ``d_self_error.<m>`` (on its own generator's samples),
+    ``d_balanced_error.<m>`` (their mean: 0 for a discriminator that separates the two,
+    about 1/2 for one that does not),
     ``sample_class_entropy.<m>`` (the GAN chapter's digit classifier on the samples, MNIST
     only), ``pixel_mean_gap.<m>`` (|mean pixel of the samples − mean pixel of the test
     images|: an untrained generator is grey, 0.5 against MNIST's 0.13),
@@ -422,6 +424,7 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         own = [float(judge(trained[m, s]["D"], samples[m, s], False).float().mean()) for s in config.seeds]
         metrics[f"d_test_error.{m}"] = float(np.mean(per))
         metrics[f"d_self_error.{m}"] = float(np.mean(own))
+        metrics[f"d_balanced_error.{m}"] = float(np.mean(per) + np.mean(own)) / 2
         metrics[f"pixel_mean_gap.{m}"] = float(np.mean([abs(float(samples[m, s].mean()) - float(x_test.mean()))
                                                          for s in config.seeds]))
         metrics[f"generator_params.{m}"] = float(count_parameters(trained[m, config.seeds[0]]["G"]))
