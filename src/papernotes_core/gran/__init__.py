@@ -379,12 +379,14 @@ def _battle_name(m1: str, m2: str) -> str:
 
 def run(config: Config | None = None, *, scale: str | None = None, write: bool = True, results_dir=None,
         device=None, command: str | None = None, models: dict | None = None) -> dict:
-    """Train every model of ``config`` over its seeds, battle them, write and return the results.
+    r"""Train every model of ``config`` over its seeds, battle them, write and return the results.
 
     For every battle ``b`` of :data:`BATTLES` whose two models were trained (seed ``s`` of M1
     against seed ``s`` of M2; both judge the same test images), ``metrics``:
     ``gam_r_test.<b>``, ``gam_r_sample.<b>`` (means over seeds), ``gam_r_test_sd.<b>``,
     ``gam_r_sample_sd.<b>`` (standard deviations over seeds, ddof 1, 0 with one seed),
+    ``gam_log10_r_test.<b>``, ``gam_log10_r_sample.<b>`` and their ``_sd`` (the same over
+    :math:`\log_{10}` of the ratios, which can span orders of magnitude),
     ``gam_m1_wins.<b>`` / ``gam_m2_wins.<b>`` / ``gam_void.<b>`` (seeds won by each side, or
     void, under the paper's rule), ``gam_battle_py_r_sample.<b>`` and
     ``gam_battle_py_m1_wins.<b>`` (the authors' ``battle.py`` convention) and
@@ -399,7 +401,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     ``generator_params.<m>``, ``train_s.<m>``. ``curves``: per battle and seed the
     95 % intervals (``gam_r_test_ci_low.<b>``, ``gam_r_test_ci_high.<b>``, the same for
     ``r_sample``: ``[seed, bound]``) and ratios per seed, per model the training curves of
-    seed 0 (``loss_d.<m>`` ...), and ``judge_errors.seed0.<m>``: ``[j, error of D_m on the
+    seed 0 (``loss_d.<m>`` ...), each discriminator's error rates per seed
+    (``d_test_error_per_seed.<m>``, ``d_self_error_per_seed.<m>``), and ``judge_errors.seed0.<m>``: ``[j, error of D_m on the
     samples of the j-th model of config.models]``.
     """
     study = results.start_study(Config, config, scale, device, models)
@@ -425,6 +428,8 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         metrics[f"d_test_error.{m}"] = float(np.mean(per))
         metrics[f"d_self_error.{m}"] = float(np.mean(own))
         metrics[f"d_balanced_error.{m}"] = float(np.mean(per) + np.mean(own)) / 2
+        curves[f"d_test_error_per_seed.{m}"] = [[s, v] for s, v in zip(config.seeds, per)]
+        curves[f"d_self_error_per_seed.{m}"] = [[s, v] for s, v in zip(config.seeds, own)]
         metrics[f"pixel_mean_gap.{m}"] = float(np.mean([abs(float(samples[m, s].mean()) - float(x_test.mean()))
                                                          for s in config.seeds]))
         metrics[f"generator_params.{m}"] = float(count_parameters(trained[m, config.seeds[0]]["G"]))
@@ -455,6 +460,10 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
         rt, rs = [r.r_test for r in paper_res], [r.r_sample for r in paper_res]
         metrics.update({f"gam_r_test.{b}": float(np.mean(rt)), f"gam_r_sample.{b}": float(np.mean(rs)),
                         f"gam_r_test_sd.{b}": sd(rt), f"gam_r_sample_sd.{b}": sd(rs),
+                        f"gam_log10_r_test.{b}": float(np.mean(np.log10(rt))),
+                        f"gam_log10_r_test_sd.{b}": sd(np.log10(rt)),
+                        f"gam_log10_r_sample.{b}": float(np.mean(np.log10(rs))),
+                        f"gam_log10_r_sample_sd.{b}": sd(np.log10(rs)),
                         f"gam_m1_wins.{b}": float(sum(r.winner == "M1" for r in paper_res)),
                         f"gam_m2_wins.{b}": float(sum(r.winner == "M2" for r in paper_res)),
                         f"gam_void.{b}": float(sum(r.winner == "void" for r in paper_res)),
