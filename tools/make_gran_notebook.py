@@ -508,21 +508,24 @@ The chapter page sets our battles beside the paper's table, with the verdict eac
 `gran.Config.paper_lsun()` is the LSUN (64×64) setting. CIFAR-10 downloads through a pinned
 SHA-256; LSUN has no offline source (see `gran.load_data`). Checkpoints go to
 `PAPERNOTES_CHECKPOINTS` after every epoch (a Google Drive folder in Colab) and a restarted
-run resumes. No GPU was lent to this project's runs; the cell counts the arithmetic of one
-training step, from which the cost follows.
+run resumes. No GPU was lent to this project's runs, so the cost below is not measured: the
+cell counts the arithmetic of one training step (torch's `FlopCounterMode`, on the meta
+device, so nothing is computed) and divides by an assumed throughput.
 """)
 
 code(r"""
 from torch.utils.flop_counter import FlopCounterMode
 
 pcfg = gran.Config.paper()
-G, D = gran.build(pcfg, "gran_t3", 0, "cpu")
-x = torch.rand(pcfg.batch_size, 3, 32, 32)
-with FlopCounterMode(display=False) as fc:
-    zz = torch.randn(pcfg.batch_size, pcfg.z_dim)
-    loss = D(x).mean() + D(G(zz)).mean()       # D step: forward and
-    loss.backward()                           # backward, then G step
-    D(G(torch.randn(pcfg.batch_size, pcfg.z_dim))).mean().backward()
+n, nz = pcfg.batch_size, pcfg.z_dim
+with torch.device("meta"):     # shapes and arithmetic only: no memory used
+    G, D = gran.build(pcfg, "gran_t5", 0, "meta")
+    x = torch.rand(n, 3, 32, 32)
+    with FlopCounterMode(display=False) as fc:
+        with torch.no_grad():                  # the D step, as train_model
+            fake = G(torch.randn(n, nz))
+        (D(x).mean() + D(fake).mean()).backward()
+        D(G(torch.randn(n, nz))).mean().backward()      # the G step
 flops = fc.get_total_flops()
 steps = 50_000 // pcfg.batch_size * pcfg.epochs
 print(f"generator {gran.count_parameters(G) / 1e6:.1f}M parameters, "
