@@ -146,3 +146,28 @@ def test_study_main_runs_narrows_and_records_the_command(monkeypatch, capsys):
     assert calls[-1][0] == Cfg() and calls[-1][2] is True
     with pytest.raises(SystemExit):
         runtime.study_main("toy", Cfg, run, ["--unknown"])
+
+
+def test_narrow_to_keeps_the_named_choices_in_their_order():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class C:
+        models: tuple = ("a", "b", "c")
+
+    flag, kwargs, apply = runtime.narrow_to("models", ("a", "b", "c"))
+    assert flag == "--models" and kwargs == {"nargs": "+"}
+    assert apply(C(), ["c", "a"]).models == ("a", "c")
+    with pytest.raises(ValueError, match=r"--models takes some of \('a', 'b', 'c'\), got \['z'\]"):
+        apply(C(), ["a", "z"])
+
+
+def test_check_int():
+    from papernotes_core.training import check_int
+
+    assert check_int("k", np.int64(3), 1) == 3 and type(check_int("k", np.int64(3), 1)) is int
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        check_int("k", 0, 1)
+    for bad in (True, 1.0, "1"):
+        with pytest.raises(TypeError, match="k must be an int"):
+            check_int("k", bad, 1)

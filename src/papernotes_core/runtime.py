@@ -178,6 +178,24 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+def narrow_to(field: str, choices) -> tuple:
+    """The ``narrow`` of :func:`study_main` that most studies share: ``--<field> NAME ...`` keeps
+    those of ``choices`` (in the order of ``choices``) in ``config.<field>``, e.g.
+    ``narrow_to("models", MODELS)`` for ``--models dcgan gran_t3``. A name not in ``choices`` is
+    a ``ValueError`` naming them."""
+    import dataclasses
+
+    choices = tuple(choices)
+
+    def apply(config, names):
+        unknown = sorted(set(names) - set(choices))
+        if unknown:
+            raise ValueError(f"--{field} takes some of {choices}, got {unknown}")
+        return dataclasses.replace(config, **{field: tuple(c for c in choices if c in names)})
+
+    return (f"--{field}", {"nargs": "+"}, apply)
+
+
 def study_main(slug: str, config_cls, run, argv: list[str] | None = None, *, narrow=None,
                description: str | None = None) -> int:
     """The command line every chapter shares: ``python -m papernotes_core.<slug> [...] [--no-write]``.

@@ -51,6 +51,7 @@ __all__ = [
     "EpochSampler",
     "NonFiniteLossError",
     "check_finite",
+    "check_int",
     "fit",
     "load_checkpoint",
     "progress",
@@ -347,7 +348,9 @@ def load_checkpoint(
 # --------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int if it is one (not a bool) and at least ``minimum``; else a
+    ``TypeError``/``ValueError`` that names ``name``, what was expected and what came."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
@@ -377,9 +380,9 @@ class EpochSampler:
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, drop_last: bool = False) -> None:
-        self.n = _check_int("n", n, 1)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.seed = _check_int("seed", seed, 0)
+        self.n = check_int("n", n, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.seed = check_int("seed", seed, 0)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {type(drop_last).__name__}")
         if drop_last and self.batch_size > self.n:
@@ -406,7 +409,7 @@ class EpochSampler:
         Raises:
             TypeError / ValueError: if ``step`` is not an int >= 0.
         """
-        return _check_int("step", step, 0) // self.steps_per_epoch
+        return check_int("step", step, 0) // self.steps_per_epoch
 
     def permutation(self, epoch: int) -> np.ndarray:
         """The order of all ``n`` indices in ``epoch``: a permutation of ``0 .. n-1`` (int64).
@@ -414,7 +417,7 @@ class EpochSampler:
         Raises:
             TypeError / ValueError: if ``epoch`` is not an int >= 0.
         """
-        epoch = _check_int("epoch", epoch, 0)
+        epoch = check_int("epoch", epoch, 0)
         if self._cached is None or self._cached[0] != epoch:
             perm = np.random.default_rng([self.seed, epoch]).permutation(self.n).astype(np.int64)
             perm.flags.writeable = False
@@ -427,7 +430,7 @@ class EpochSampler:
         Raises:
             TypeError / ValueError: if ``step`` is not an int >= 0.
         """
-        step = _check_int("step", step, 0)
+        step = check_int("step", step, 0)
         epoch, i = divmod(step, self.steps_per_epoch)
         start = i * self.batch_size
         return self.permutation(epoch)[start : start + self.batch_size].copy()
@@ -530,9 +533,9 @@ def fit(
         )
     if not callable(loss_at_step):
         raise TypeError(f"loss_at_step must be callable, got {type(loss_at_step).__name__}")
-    num_steps = _check_int("num_steps", num_steps, 0)
-    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 0)
-    log_every = _check_int("log_every", log_every, 1)
+    num_steps = check_int("num_steps", num_steps, 0)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, 0)
+    log_every = check_int("log_every", log_every, 1)
     if checkpoint_every and checkpoint_path is None:
         raise ValueError(f"checkpoint_every={checkpoint_every} needs a checkpoint_path")
     if clip_grad_norm is not None and not clip_grad_norm > 0:

@@ -402,11 +402,5 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
 def main(argv: list[str] | None = None) -> int:
     """``python -m papernotes_core.byte_to_span [--models ...] [--no-write]`` at
     ``PAPERNOTES_SCALE``."""
-    def only(config: Config, names: list[str]) -> Config:
-        unknown = sorted(set(names) - set(MODELS))
-        if unknown:
-            raise ValueError(f"--models takes some of {MODELS}, got {unknown}")
-        return dataclasses.replace(config, models=tuple(m for m in MODELS if m in names))
-
-    return runtime.study_main(SLUG, Config, run, argv, narrow=("--models", {"nargs": "+"}, only),
+    return runtime.study_main(SLUG, Config, run, argv, narrow=runtime.narrow_to("models", MODELS),
                               description=main.__doc__)

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..training import check_int
+
 __all__ = [
     "BYTE_VOCAB",
     "DROP",
@@ -50,14 +52,6 @@ __all__ = [
 PAD, DROP, GO = 256, 257, 258
 """Input symbols after the 256 byte values: padding, a dropped byte, and GO (start writing)."""
 BYTE_VOCAB = 259
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 def encode_bytes(text) -> bytes:
@@ -81,8 +75,8 @@ def segment(data: bytes, k: int, stride: int) -> list[int]:
     """Offsets of the segments that cover ``data``: ``0, stride, 2·stride, …`` until one
     reaches the end (a text of at most ``k`` bytes is one segment). ``k >= 1`` and
     ``1 <= stride <= k``, else ``ValueError``."""
-    k = _positive_int("k", k)
-    stride = _positive_int("stride", stride)
+    k = check_int("k", k, 1)
+    stride = check_int("stride", stride, 1)
     if stride > k:
         raise ValueError(f"stride must be <= k (segments must cover the text), got {stride} > {k}")
     offsets = [0]
@@ -128,7 +122,7 @@ class OutputVocab:
     labels: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        _positive_int("k", self.k)
+        check_int("k", self.k, 1)
         labels = tuple(self.labels)
         if not labels or len(set(labels)) != len(labels):
             raise ValueError(f"labels must be non-empty and distinct, got {labels!r}")

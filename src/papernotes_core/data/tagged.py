@@ -205,7 +205,7 @@ def iob_to_spans(tokens, tags, *, spaces: bool = True) -> tuple[str, tuple[Span,
 def _brown_map() -> dict[str, str]:
     path = Path(__file__).with_name("en-brown.map")
     table = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line in path.read_text(encoding="utf-8").splitlines():
         brown, universal = line.split("\t")
         table[brown.lower()] = universal
     return table
@@ -259,7 +259,6 @@ def read_conllu(text, *, lang: str = "", column: str = "upos", universal: bool =
     space: list[bool] = []
     expect = 1       # the next word ID
     covered = 0      # the last word ID inside the current multiword token
-    first_line = None
 
     def flush(lineno):
         nonlocal tokens, labels, space, expect, covered
@@ -283,8 +282,6 @@ def read_conllu(text, *, lang: str = "", column: str = "upos", universal: bool =
             raise TaggedFormatError(f"line {lineno}: expected 10 tab-separated columns, got "
                                     f"{len(cols)}: {line[:60]!r}")
         wid, form, misc = cols[0], cols[1], cols[9]
-        if first_line is None:
-            first_line = lineno
         if re.fullmatch(r"\d+\.\d+", wid):
             continue  # an empty node: no surface text
         m = re.fullmatch(r"(\d+)-(\d+)", wid)

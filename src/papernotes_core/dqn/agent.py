@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import training
-from ..training import _check_int
+from ..training import check_int
 from .replay import ReplayMemory
 
 NETWORKS = ("mlp", "2013", "nature")
@@ -63,8 +63,8 @@ class AtariQNetwork(nn.Module):
 
     def __init__(self, n_actions: int, stack: int = 4, kind: str = "2013") -> None:
         super().__init__()
-        _check_int("n_actions", n_actions, 1)
-        _check_int("stack", stack, 1)
+        check_int("n_actions", n_actions, 1)
+        check_int("stack", stack, 1)
         if kind == "2013":
             self.features = nn.Sequential(nn.Conv2d(stack, 16, 8, stride=4), nn.ReLU(),
                                           nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(), nn.Flatten())
@@ -95,8 +95,8 @@ class MLPQNetwork(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...] = (64, 64)) -> None:
         super().__init__()
-        _check_int("obs_dim", obs_dim, 1)
-        _check_int("n_actions", n_actions, 1)
+        check_int("obs_dim", obs_dim, 1)
+        check_int("n_actions", n_actions, 1)
         if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
             raise ValueError(f"hidden must be a non-empty tuple of positive layer widths, got {hidden!r}")
         layers: list[nn.Module] = [nn.Flatten()]
@@ -262,7 +262,7 @@ class AgentConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {v!r}")
         for name in ("replay_capacity", "batch", "train_every", "gradient_steps", "eval_episodes"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         if self.replay_capacity < self.batch:
             raise ValueError(f"replay capacity {self.replay_capacity} is smaller than the batch size {self.batch}")
         if not 0.0 <= self.gamma <= 1.0:
@@ -341,8 +341,8 @@ def heldout_states(cfg: AgentConfig, n: int, seed: int, *, stride: int = 4) -> n
     states, shape ``(n, stack, *obs_shape)``, met by a uniformly random policy in an environment
     of its own (seeded from ``seed``) before training, one every ``stride`` steps. Deterministic
     given ``seed``, so a resumed run collects the same set again."""
-    n = _check_int("n", n, 1)
-    stride = _check_int("stride", stride, 1)
+    n = check_int("n", n, 1)
+    stride = check_int("stride", stride, 1)
     env = make_env(cfg, seed=seed)
     rng = np.random.default_rng([seed, 4])
     obs, _ = env.reset(seed=seed)
@@ -639,7 +639,7 @@ def evaluate(cfg: AgentConfig, q_net: nn.Module, episodes: int | None = None, *,
     ``record(frame_stack, q_values, action, reward)``, if given, is called at every step (for
     plots of Q over an episode and animations).
     """
-    episodes = cfg.eval_episodes if episodes is None else _check_int("episodes", episodes, 1)
+    episodes = cfg.eval_episodes if episodes is None else check_int("episodes", episodes, 1)
     eps = cfg.eval_epsilon if epsilon is None else float(epsilon)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
@@ -680,7 +680,7 @@ def record_episode(cfg: AgentConfig, q_net: nn.Module, *, seed: int = 20_000, ep
     default ``cfg.eval_epsilon``) and return the screens the emulator showed, one RGB frame
     ``(210, 160, 3)`` ``uint8`` per agent step, and the raw score of what was played. For the
     chapter's animation of a trained agent."""
-    max_steps = _check_int("max_steps", max_steps, 1)
+    max_steps = check_int("max_steps", max_steps, 1)
     eps = cfg.eval_epsilon if epsilon is None else float(epsilon)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")

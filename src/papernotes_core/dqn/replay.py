@@ -56,7 +56,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..training import _check_int
+from ..training import check_int
 
 __all__ = ["Batch", "ReplayMemory"]
 
@@ -178,8 +178,8 @@ class ReplayMemory:
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], *, stack: int = 4,
                  obs_dtype=np.uint8, seed: int | np.random.Generator = 0):
-        self._capacity = _check_int("capacity", capacity, 1)
-        self._stack = _check_int("stack size", stack, 1)
+        self._capacity = check_int("capacity", capacity, 1)
+        self._stack = check_int("stack size", stack, 1)
         self._obs_shape = _check_obs_shape(obs_shape)
         self._obs_dtype = _check_obs_dtype(obs_dtype)
         if self._stack > self._capacity:
@@ -234,7 +234,7 @@ class ReplayMemory:
         """Bytes the arrays of a memory of this ``capacity`` would take, computed without
         allocating them: ``capacity * bytes_per_transition(obs_shape, obs_dtype)``, the sum of the
         array sizes (:attr:`nbytes` of such an instance)."""
-        capacity = _check_int("capacity", capacity, 1)
+        capacity = check_int("capacity", capacity, 1)
         return capacity * cls.bytes_per_transition(obs_shape, obs_dtype)
 
     @property
@@ -352,7 +352,7 @@ class ReplayMemory:
         return n
 
     def _check_batch_size(self, batch_size) -> int:
-        return _check_int("batch_size", batch_size, 1)
+        return check_int("batch_size", batch_size, 1)
 
     def can_sample(self, batch_size: int) -> bool:
         """Whether :meth:`sample` with this ``batch_size`` would succeed."""
@@ -447,8 +447,8 @@ class ReplayMemory:
             if not isinstance(b, np.ndarray) or b.shape != a.shape or b.dtype != a.dtype:
                 got = f"{b.dtype} {b.shape}" if isinstance(b, np.ndarray) else type(b).__name__
                 raise ValueError(f"state[{name!r}] must be a np.ndarray {a.dtype} {a.shape}, got {got}")
-        t = _check_int("state['frames_written']", state["frames_written"], 0)
-        episode_pos = _check_int("state['episode_pos']", state["episode_pos"], 0)
+        t = check_int("state['frames_written']", state["frames_written"], 0)
+        episode_pos = check_int("state['episode_pos']", state["episode_pos"], 0)
         phase = state["phase"]
         if phase not in (_NO_EPISODE, _RUNNING, _ENDED) or (phase == _NO_EPISODE) != (t == 0):
             raise ValueError(f"state['phase'] must be 0 (no frame yet), 1 (episode running) or 2 (episode ended), "

@@ -304,13 +304,7 @@ PAPER = {
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m papernotes_core.few_multiplications [--variants ...] [--no-write]`` at ``PAPERNOTES_SCALE``."""
-    def only(config: Config, names: list[str]) -> Config:
-        unknown = sorted(set(names) - set(VARIANTS))
-        if unknown:
-            raise ValueError(f"--variants takes some of {tuple(VARIANTS)}, got {unknown}")
-        return dataclasses.replace(config, variants=tuple(v for v in VARIANTS if v in names))
-
-    return runtime.study_main(SLUG, Config, run, argv, narrow=("--variants", {"nargs": "+"}, only),
+    return runtime.study_main(SLUG, Config, run, argv, narrow=runtime.narrow_to("variants", VARIANTS),
                               description=main.__doc__)
 
 

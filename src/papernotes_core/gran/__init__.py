@@ -27,11 +27,9 @@ with ``"non_saturating"``); the data are scaled to :math:`[0, 1]`.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -499,11 +497,5 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m papernotes_core.gran [--models ...] [--no-write]`` at ``PAPERNOTES_SCALE``."""
-    def only(config: Config, names: list[str]) -> Config:
-        unknown = sorted(set(names) - set(MODELS))
-        if unknown:
-            raise ValueError(f"--models takes some of {tuple(MODELS)}, got {unknown}")
-        return dataclasses.replace(config, models=tuple(m for m in MODELS if m in names))
-
-    return runtime.study_main(SLUG, Config, run, argv, narrow=("--models", {"nargs": "+"}, only),
+    return runtime.study_main(SLUG, Config, run, argv, narrow=runtime.narrow_to("models", MODELS),
                               description=main.__doc__)

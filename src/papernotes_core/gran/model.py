@@ -28,23 +28,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..training import check_int
+
 __all__ = ["ConvDecoder", "ConvEncoder", "ConvDiscriminator", "GRANGenerator", "base_size",
            "count_parameters"]
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
 
 
 def base_size(image_size: int, layers: int) -> int:
     r"""The side :math:`b = s / 2^L` of the decoder's first feature map; a ``ValueError`` when
     :math:`s` is not a multiple of :math:`2^L` (or :math:`b < 2`), naming the sizes that work."""
-    _positive_int("image_size", image_size)
-    _positive_int("layers", layers)
+    check_int("image_size", image_size, 1)
+    check_int("layers", layers, 1)
     b, r = divmod(image_size, 2 ** layers)
     if r or b < 2:
         ok = [2 ** layers * m for m in range(2, 9)]
@@ -82,7 +76,7 @@ class ConvDecoder(nn.Module):
                  kernel: int = 5):
         super().__init__()
         for name, v in (("z_dim", z_dim), ("channels", channels), ("width", width), ("kernel", kernel)):
-            _positive_int(name, v)
+            check_int(name, v, 1)
         b = base_size(image_size, layers)
         w = _widths(width, layers)
         self.z_in = nn.Sequential(nn.Linear(z_dim, z_dim), _bn(z_dim, False), nn.Tanh())
@@ -110,7 +104,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, image_size: int, channels: int, width: int, layers: int, code_dim: int, kernel: int = 5):
         super().__init__()
         b = base_size(image_size, layers)
-        _positive_int("code_dim", code_dim)
+        check_int("code_dim", code_dim, 1)
         w = _widths(width, layers)[::-1]
         mods: list[nn.Module] = []
         c_in = channels
@@ -141,8 +135,8 @@ class GRANGenerator(nn.Module):
     def __init__(self, steps: int = 3, *, z_dim: int = 100, image_size: int = 28, channels: int = 1,
                  width: int = 32, layers: int = 2, kernel: int = 5, dcgan: bool = False):
         super().__init__()
-        self.steps = _positive_int("steps (T)", steps)
-        self.z_dim = _positive_int("z_dim", z_dim)
+        self.steps = check_int("steps (T)", steps, 1)
+        self.z_dim = check_int("z_dim", z_dim, 1)
         if not isinstance(dcgan, bool):
             raise TypeError(f"dcgan must be a bool, got {dcgan!r}")
         if dcgan and steps != 1:
@@ -189,7 +183,7 @@ class ConvDiscriminator(nn.Module):
         if not (isinstance(widths, tuple) and widths and all(isinstance(w, int) and w >= 1 for w in widths)):
             raise ValueError(f"widths must be a non-empty tuple of ints >= 1, got {widths!r}")
         b = base_size(image_size, len(widths))
-        _positive_int("hidden", hidden)
+        check_int("hidden", hidden, 1)
         self.image_shape = (channels, image_size, image_size)
         mods: list[nn.Module] = []
         c_in = channels

@@ -378,13 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     at ``PAPERNOTES_SCALE``. ``--parts`` runs some parts of the study (e.g. in two processes,
     with ``--no-write``); with ``Config.cache`` a final run without it gathers their results
     without training again."""
-    def only(config: Config, names: list[str]) -> Config:
-        unknown = sorted(set(names) - set(PARTS))
-        if unknown:
-            raise ValueError(f"--parts takes some of {PARTS}, got {unknown}")
-        return dataclasses.replace(config, parts=tuple(p for p in PARTS if p in names))
-
-    return runtime.study_main(SLUG, Config, run, argv, narrow=("--parts", {"nargs": "+"}, only),
+    return runtime.study_main(SLUG, Config, run, argv, narrow=runtime.narrow_to("parts", PARTS),
                               description=main.__doc__)
 
 
