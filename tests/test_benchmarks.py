@@ -90,3 +90,15 @@ def test_translation_matrix_benchmark_runs_single_threaded():
     assert m["n_queries"] == 100 and m["n_targets"] > 5000
     assert m["retrieval_speedup_vs_loop"] > 1 and 0 < m["ann_recall_at_5"] <= 1
     assert out["provenance"]["config"]["threads"]["OMP_NUM_THREADS"] == "1"
+
+
+def test_byte_to_span_benchmark_runs_and_both_paths_agree():
+    from benchmarks import bench_byte_to_span
+
+    out = bench_byte_to_span.run(write=False, sentences_per_lang=3, train_steps=5, repeats=3)
+    m = out["metrics"]
+    assert m["segments"] >= 9 and m["bytes"] > 0
+    assert m["batched_speedup"] == pytest.approx(m["batched_bytes_per_s"] / m["sequential_bytes_per_s"])
+    assert m["batched_speedup_q25"] <= m["batched_speedup_q75"]
+    with pytest.raises(ValueError, match="train_steps must be a positive int"):
+        bench_byte_to_span.run(write=False, train_steps=0)

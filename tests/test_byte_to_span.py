@@ -3,6 +3,7 @@ network."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -206,6 +207,27 @@ def test_config_rejects_bad_values():
         bts.Config(k=0)
     with pytest.raises(ValueError, match="language"):
         bts.Config(sentences=(("fr", 10),))
+    with pytest.raises(ValueError, match=r"byte_dropout must be in \[0, 1\)"):
+        bts.Config(byte_dropout=1.0)
+
+
+def test_a_study_split_over_processes_reuses_the_units(tmp_path, monkeypatch):
+    """The unit cache key ignores which models and seeds a process runs, so ``--models`` runs
+    are gathered by one more run that trains nothing."""
+    monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(bts, "_unit", lambda config, corpora, name, langs, seed, device: calls.append(name) or {
+        "test": {**{f"pos_accuracy.{lang}": 0.5 for lang in langs if lang != "ja"},
+                 **({"ner_f1.ja": 0.1} if "ja" in langs else {}), "ill_formed_rate": 0.0, "mean": 0.3},
+        "history": {"best_epoch": 1, "train_loss": [[1, 1.0]], "val_mean": [[1, 0.3]]},
+        "train_s": 1.0, "params": 10})
+    tiny = bts.Config(sentences=(("en", 30), ("ja", 20)), seeds=(0, 1))
+    bts.run(dataclasses.replace(tiny, models=("multi",)), scale="cpu", write=False)
+    bts.run(dataclasses.replace(tiny, models=("mono",)), scale="cpu", write=False)
+    assert calls == ["multi"] * 2 + ["mono"] * 4
+    out = bts.run(dataclasses.replace(tiny, models=("multi", "mono")), scale="cpu", write=False)
+    assert calls == ["multi"] * 2 + ["mono"] * 4  # nothing trained again
+    assert out["metrics"]["pos_accuracy.mono.en"] == 0.5 and out["metrics"]["ner_f1.multi.ja"] == 0.1
 
 
 def test_reversed_input_reads_each_segment_backwards():

@@ -72,21 +72,32 @@ PAPER = {
 @dataclass(frozen=True)
 class Config:
     """Every knob of the study. ``sentences``: how many sentences of each language to use
-    (``None``: all), split 80/10/10 into train/validation/test after a fixed shuffle."""
+    (``None``: all), split 80/10/10 into train/validation/test after a fixed shuffle.
 
-    k: int = 60
-    stride: int = 30
+    The defaults are the ``cpu`` study's. They differ from the paper's k = 60 and 4 x 320 stack
+    on purpose, from pilots on 2 cores (the chapter shows them): at k = 60 a 2 x 128 network
+    did not beat the majority tag in 13 epochs (the span *length* was right only 30 % of the
+    time under teacher forcing), at k = 30 it was 69 %; one layer of 256 learnt faster per
+    second than two of 128; reading each segment backwards (``reverse_input``) puts the bytes
+    the first outputs describe next to the outputs. At this budget the network underfits (the
+    training loss still falls at the last epoch), so ordinary dropout is off and byte dropout
+    is 0.1 (the paper's rate is not in the text we can read). Turkish, the hardest language
+    here, gets all its 4,851 sentences; English 1,000 of Brown's 57,340.
+    """
+
+    k: int = 30
+    stride: int = 15
     embed: int = 64
-    hidden: int = 128
-    layers: int = 2
-    dropout: float = 0.2
-    byte_dropout: float = 0.2
-    reverse_input: bool = False
-    batch_size: int = 64
-    lr: float = 1e-3
+    hidden: int = 256
+    layers: int = 1
+    dropout: float = 0.0
+    byte_dropout: float = 0.1
+    reverse_input: bool = True
+    batch_size: int = 32
+    lr: float = 3e-3
     clip: float = 1.0
-    epochs: int = 6
-    sentences: tuple[tuple[str, int | None], ...] = (("en", 3000), ("tr", 3000), ("ja", None))
+    epochs: int = 10
+    sentences: tuple[tuple[str, int | None], ...] = (("en", 1000), ("tr", None), ("ja", None))
     split_seed: int = 1234
     models: tuple[str, ...] = MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -101,6 +112,10 @@ class Config:
                 raise ValueError(f"Config.{name} must be a positive int, got {v!r}")
         if self.stride > self.k:
             raise ValueError(f"Config.stride must be <= k, got {self.stride} > {self.k}")
+        for name in ("dropout", "byte_dropout"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"Config.{name} must be in [0, 1), got {v!r}")
         unknown = set(self.models) - set(MODELS)
         if unknown:
             raise ValueError(f"Config.models takes some of {MODELS}, got {sorted(unknown)}")
@@ -110,9 +125,8 @@ class Config:
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(embed=48, hidden=96, layers=1, epochs=4, batch_size=32,
-                   sentences=(("en", 500), ("tr", 500), ("ja", 200)), models=("multi",), seeds=(0,),
-                   cache=False)
+        return cls(embed=48, hidden=128, epochs=3, sentences=(("en", 400), ("tr", 400), ("ja", 150)),
+                   models=("multi",), seeds=(0,), cache=False)
 
     @classmethod
     def cpu(cls) -> "Config":
@@ -120,9 +134,12 @@ class Config:
 
     @classmethod
     def paper(cls) -> "Config":
-        """The model size the paper reports (4 LSTM layers of 320 units, 320-dimensional
-        embeddings), k = 60 with 50 % overlap, on all of our three corpora."""
-        return cls(embed=320, hidden=320, layers=4, epochs=20, batch_size=128, threads=None,
+        """The paper's setup on our three corpora: k = 60 with 50 % overlap, the bytes read in
+        order, 4 LSTM layers of 320 units over 320-dimensional embeddings. Dropout and byte
+        dropout 0.2 are our guesses: the rates are not in the text we can read."""
+        return cls(k=60, stride=30, embed=320, hidden=320, layers=4, reverse_input=False, lr=1e-3,
+                   dropout=0.2, byte_dropout=0.2,
+                   batch_size=128, epochs=20, threads=None,
                    sentences=(("en", None), ("tr", None), ("ja", None)))
 
 
@@ -361,11 +378,15 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     metrics, curves = dict(baselines(corpora)), {}
     per: dict[str, list[float]] = defaultdict(list)
     train_s = 0.0
+    # what a unit's numbers depend on: not which models or seeds this process runs, so that a
+    # study split over processes (``--models``) is gathered by one more run
+    settings = {f: v for f, v in dataclasses.asdict(config).items()
+                if f not in ("models", "seeds", "cache", "threads", "eval_batch")}
     for name in config.models:
         groups = [langs] if name != "mono" else [[lang] for lang in langs]
         for seed in config.seeds:
             for group in groups:
-                key = {"config": dataclasses.asdict(config), "model": name, "langs": group, "seed": seed}
+                key = {"config": settings, "model": name, "langs": group, "seed": seed}
                 label = f"{name}-{'-'.join(group)}-seed{seed}"
                 compute = lambda: _unit(config, corpora, name, group, seed, device)  # noqa: E731
                 if config.cache:
