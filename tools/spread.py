@@ -51,6 +51,8 @@ CLAIMS = {
     "few_multiplications": {f"test_error.{v}": "lower" for v in ("full", "binary", "ternary", "binary_qb", "ternary_qb")},
     "translation_matrix": {"p_at_5.matrix": "higher", "p_at_5.procrustes": "higher"},
     "gran": {f"{c}.{m}": "lower" for c in ("pixel_mean_gap", "d_balanced_error") for m in ("gran_t3", "dcgan")},
+    "byte_to_span": {"pos_accuracy.multi.en": "higher", "pos_accuracy.multi.tr": "higher",
+                     "ill_formed_rate": "lower"},
     "dqn": {"cartpole_eval_return": "higher", "tabular_q_error": "lower", "linear_dqn_error": "lower",
             "linear_dqn_wrong_actions": "lower"},
 }
@@ -288,8 +290,26 @@ def _gran(seed: int) -> dict:
     return res
 
 
+def _byte_to_span(seed: int) -> dict:
+    import torch
+
+    from papernotes_core import byte_to_span as bts
+    from papernotes_core.byte_to_span.spans import OutputVocab
+
+    config = dataclasses.replace(bts.Config.quick(), seeds=(seed,))
+    out = bts.run(config, scale="quick", write=False)
+    corpora = bts.load_corpora(config)
+    torch.manual_seed(seed)   # the same network untrained, scored the same way
+    vocab = OutputVocab(config.k, bts.labels_for(corpora))
+    untrained = bts.evaluate(bts.build_model(config, vocab), vocab, corpora, "test", config.stride)
+    m = out["metrics"]
+    return {**{f"pos_accuracy.multi.{lang}": [m[f"pos_accuracy.multi.{lang}"], untrained[f"pos_accuracy.{lang}"]]
+               for lang in ("en", "tr")},
+            "ill_formed_rate": [m["ill_formed_rate"], untrained["ill_formed_rate"]]}
+
+
 MEASURE = {"elu": _elu, "vae": _vae, "gan": _gan, "irnn": _irnn, "urnn": _urnn, "rnn_dropout": _rnn_dropout, "few_multiplications": _few_multiplications, "dqn": _dqn,
-           "translation_matrix": _translation_matrix, "gran": _gran}
+           "translation_matrix": _translation_matrix, "gran": _gran, "byte_to_span": _byte_to_span}
 
 
 def child(slug: str, seed: int) -> None:

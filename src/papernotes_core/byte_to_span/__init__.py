@@ -38,6 +38,7 @@ __all__ = [
     "Config",
     "baselines",
     "batches",
+    "build_model",
     "evaluate",
     "load_corpora",
     "main",
@@ -305,6 +306,12 @@ def baselines(corpora) -> dict[str, float]:
 
 # --- training ---------------------------------------------------------------------------------
 
+def build_model(config: Config, vocab: OutputVocab, device=None) -> ByteToSpan:
+    """The network ``config`` describes, over ``vocab``'s outputs (untrained)."""
+    return ByteToSpan(vocab.size, embed=config.embed, hidden=config.hidden, layers=config.layers,
+                      dropout=config.dropout, reverse_input=config.reverse_input).to(device or "cpu")
+
+
 def train_model(config: Config, corpora, seed: int, *, byte_dropout_rate: float | None = None,
                 device=None, progress: bool = False):
     """Train one model on the training sentences of ``corpora``'s languages; keep the epoch with
@@ -314,8 +321,7 @@ def train_model(config: Config, corpora, seed: int, *, byte_dropout_rate: float 
     runtime.seed_everything(seed)
     vocab = OutputVocab(config.k, labels_for(corpora))
     train = [seg for lang in corpora for seg in make_segments(corpora[lang]["train"], vocab, config.stride)]
-    model = ByteToSpan(vocab.size, embed=config.embed, hidden=config.hidden, layers=config.layers,
-                       dropout=config.dropout, reverse_input=config.reverse_input).to(device)
+    model = build_model(config, vocab, device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)

