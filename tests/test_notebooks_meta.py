@@ -30,6 +30,12 @@ def test_notebook_shape(path):
     assert "google.colab" in text[1], "second cell installs the package in Colab only"
     assert any("parameters" in c.get("metadata", {}).get("tags", []) and "SCALE" in "".join(c["source"]) for c in cells)
     assert sum(t.count("{exercise}") for t in text) >= 3 and sum(t.count("{solution}") for t in text) >= 3
+    every = "\n".join(text)
+    for kind in ("Derivation", "Code", "Experiment"):   # one of each, as DESIGN.md asks
+        assert f"{{exercise}} {kind}" in every, f"{path.name}: no {kind.lower()} exercise"
+    solutions = every.split("{solution}")[1:]
+    assert all(":class: dropdown" in s.split("```")[0] for s in solutions), \
+        f"{path.name}: every solution sits behind a toggle (:class: dropdown)"
     assert any("Full scale" in t for t in text)
     for c in cells:
         if c["cell_type"] == "code":
