@@ -411,6 +411,14 @@ for lang in ("en", "tr"):
     assert multi > major
 """)
 
+md(r"""
+Two comparisons the paper makes: one multilingual model against one model per language, and
+the multilingual model with and without byte dropout. With three seeds per model we call a
+difference real only when it is larger than the larger of the two models' standard
+deviations over seeds: a rough screen, not a significance test, and the page reports the
+numbers it rests on.
+""")
+
 code(r"""
 def compare(a, b, metric):
     # a against b on one metric: the difference of means and whether it
