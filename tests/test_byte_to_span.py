@@ -228,6 +228,8 @@ def test_a_study_split_over_processes_reuses_the_units(tmp_path, monkeypatch):
     out = bts.run(dataclasses.replace(tiny, models=("multi", "mono")), scale="cpu", write=False)
     assert calls == ["multi"] * 2 + ["mono"] * 6  # nothing trained again
     assert out["metrics"]["pos_accuracy.mono.en"] == 0.5 and out["metrics"]["ner_f1.multi.ja"] == 0.1
+    assert out["metrics"]["paper_gap.pos_accuracy.multi.mean"] == pytest.approx(0.6 - 0.9585)
+    assert "paper_gap.ner_f1.multi.mean" in out["metrics"] and "paper_gap.pos_accuracy.mono.mean" not in out["metrics"]
     assert out["metrics"]["pos_accuracy.multi.mean"] == pytest.approx(0.6) and out["metrics"]["ner_f1.mono.mean"] == 0.1
 
 

@@ -378,7 +378,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
     ``multi_no_byte_dropout``; ``pos_accuracy.majority.<lang>``,
     ``pos_accuracy.word_majority.<lang>``; ``ner_f1.<model>.ja``; ``ill_formed_rate`` (of the
     multilingual model's test segments); ``best_epoch.<model>``, ``params.<model>``,
-    ``train_s`` (all training). ``curves``: per model, seed 0's training loss and validation
+    ``train_s`` (all training); ``<task>.<model>.mean`` (the mean over languages, as the paper
+    reports) and ``paper_gap.<metric>`` (ours minus the paper's number, where ``PAPER`` has
+    one). ``curves``: per model, seed 0's training loss and validation
     score per epoch.
     """
     study = results.start_study(Config, config, scale, device)
@@ -432,6 +434,9 @@ def run(config: Config | None = None, *, scale: str | None = None, write: bool =
             metrics[f"{head}_sd.{tail}" if tail else f"{name}_sd"] = \
                 float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
     metrics["train_s"] = train_s
+    for key, entry in PAPER.items():  # ours minus the paper's, where we measure the same quantity
+        if key in metrics:
+            metrics[f"paper_gap.{key}"] = metrics[key] - entry["value"]
     return study.finish(SLUG, metrics, curves, PAPER, seeds=list(config.seeds), command=command, write=write,
                         results_dir=results_dir)
 
