@@ -178,3 +178,81 @@ def test_percent_tables_show_the_papers_number_as_a_percentage_too(tmp_path, mon
     assert not [w for w in warnings.splitlines() if "already registered" not in w]
     assert "11.0 ± 2.0% (Table 9; checked in the paper)" in html
     assert "12.3 ± 1.0%" in html
+
+
+def _sub(tmp_path: Path, name: str) -> Path:
+    (tmp_path / name).mkdir()
+    return tmp_path / name
+
+
+def test_dashboard_reads_every_number_from_results_and_follows_an_edit(tmp_path, monkeypatch):
+    """The dashboard's rows come from the results files: edit one (in a temporary copy) and the
+    page changes, status included."""
+    res = tmp_path / "res"
+    write_results(res)
+    body = """
+        Title
+        =====
+
+        .. repro-dashboard::
+
+           toy/loss.a ± loss_sd.a : a toy reason
+           gone/x : never run
+        """
+    html, warnings = build(_sub(tmp_path, "one"), body, res, monkeypatch)
+    assert "toy loss.a 0.110 ± 0.020 0.500 0.123" in html   # paper ± its error, quick, largest (cpu)
+    assert "cpu, cpu, " in html and "3 seeds reproduced a toy reason" in html   # 0.123 inside 0.11 ± 0.02
+    assert "gone x not yet run never run" in html
+    assert "WARNING: repro-dashboard" not in warnings
+    html, warnings = build(_sub(tmp_path, "ours"), body + "   toy/err.a : only ours\n", res, monkeypatch)
+    assert "toy err.a not read 0.0312 0.0312" in html and "no number to compare only ours" in html
+    _, warnings = build(_sub(tmp_path, "bad"), body + "   toy/nope : a typo\n", res, monkeypatch)
+    assert "no number 'nope'" in warnings                   # a name in neither block fails the build
+    data = results.read("toy", "cpu", res)
+    data["metrics"]["loss.a"] = 0.135                       # outside the paper's 0.11 ± 0.02
+    results.write(data, res)
+    html, _ = build(_sub(tmp_path, "two"), body, res, monkeypatch)
+    assert "0.135" in html and "3 seeds differs a toy reason" in html
+    no_error = body.replace(" ± loss_sd.a", "")
+    data["metrics"]["loss.a"] = 0.1216                      # 10.5 % off, no error to lean on
+    results.write(data, res)
+    html, _ = build(_sub(tmp_path, "three"), no_error, res, monkeypatch)
+    assert "0.122" in html and "3 seeds differs" in html
+    data["metrics"]["loss.a"] = 0.118                       # 7.3 % off
+    results.write(data, res)
+    html, _ = build(_sub(tmp_path, "four"), no_error, res, monkeypatch)
+    assert "0.118" in html and "3 seeds close" in html
+
+
+def test_dashboard_status_cut_offs():
+    import papernotes_sphinx as ext
+
+    assert ext._status(1.015, 1.0, None) == "reproduced" and ext._status(1.05, 1.0, None) == "close"
+    assert ext._status(1.2, 1.0, None) == "differs" and ext._status(1.2, 1.0, 0.25) == "reproduced"
+    assert ext._status(1.3, 1.0, 0.25) == "differs" and ext._status(0.92, 1.0, 0.01) == "close"
+
+
+def test_bench_appendix(tmp_path, monkeypatch):
+    res = tmp_path / "res"
+    results.write({"slug": "toyb", "scale": "bench", "metrics": {"ratio": 2.5, "ratio_q25": 2.0, "ratio_q75": 3.0},
+                   "curves": {}, "paper": {}, "provenance": results.provenance({}, [0], wall_s=1.0, command="t")}, res)
+    html, warnings = build(tmp_path, """
+        Title
+        =====
+
+        .. bench-appendix::
+
+           toyb/ratio ~ ratio_q25 ratio_q75 : ours against a peer
+           toyb/nothing : a missing metric
+        """, res, monkeypatch)
+    assert "nothing" in warnings
+    html, warnings = build(_sub(tmp_path, "ok"), """
+        Title
+        =====
+
+        .. bench-appendix::
+
+           toyb/ratio ~ ratio_q25 ratio_q75 : ours against a peer
+        """, res, monkeypatch)
+    assert "WARNING: bench-appendix" not in warnings
+    assert "toyb ratio 2.50 2.00 – 3.00 ours against a peer bench" in html

@@ -17,6 +17,14 @@
   row was carried over from an earlier run (``provenance.carried_over``), that run's commit. A caption
   lists each scale's seeds, commit and date.
 
+* ``{repro-dashboard}`` directive: every chapter's headline numbers on one page. Each content
+  line is ``slug/metric [± paper_error_metric] : reason``: the paper's number beside ours at
+  ``quick`` scale and at the largest scale that measured it (with that run's scale, device,
+  date, commit and seeds), a status (reproduced, close, differs, not yet run; the cut-offs are
+  :data:`REPRODUCED` and :data:`CLOSE`) and the reason in one line.
+* ``{bench-appendix}`` directive: each benchmark ratio from ``results/bench/``; content lines
+  ``slug/metric [~ q25_metric q75_metric] : what it compares``.
+
 A reference to a missing file or metric is a Sphinx warning, so the strict build (``-W``) fails
 rather than print a stale or invented number. Results are read from ``PAPERNOTES_RESULTS`` or
 the repository's ``results/``.
@@ -238,6 +246,148 @@ class ReproTable(SphinxDirective):
         return row
 
 
+REPRODUCED, CLOSE = 0.02, 0.10
+"""The dashboard's cut-offs: a number within 2 % of the paper's (where the paper gives no error)
+is reproduced, within 10 % close; inside the paper's own reported error is reproduced."""
+
+
+def _status(ours: float, paper: float, error: float | None) -> str:
+    """``reproduced``, ``close`` or ``differs`` (see :data:`REPRODUCED`, :data:`CLOSE`)."""
+    gap = abs(ours - paper)
+    rel = gap / abs(paper) if paper else float("inf")
+    if (error is not None and gap <= error) or (error is None and rel <= REPRODUCED):
+        return "reproduced"
+    return "close" if rel <= CLOSE else "differs"
+
+
+def _run_text(data: dict) -> str:
+    prov = data["provenance"]
+    n = len(prov["seeds"])
+    commit = (prov.get("commit") or "no commit")[:7] + (" (uncommitted changes)" if prov.get("dirty") else "")
+    return (f"{data['scale']}, {prov.get('device')}, {str(prov.get('date'))[:10]}, {commit}, "
+            f"{n} seed{'s' if n != 1 else ''}")
+
+
+class ReproDashboard(SphinxDirective):
+    """Every chapter's headline numbers: the paper's beside ours at ``quick`` scale and at the
+    largest scale that has the number, with a status and a one-line reason.
+
+    Content lines: ``slug/metric [± paper_error_metric] : reason``. The paper's number (and its
+    error) comes from the ``paper`` block of the chapter's largest-scale results file ("not
+    read" where the block lacks it but our runs have it; a name in neither is a warning); a
+    metric no run has measured reads "not yet run".
+    """
+
+    has_content = True
+    option_spec = {"digits": directives.positive_int, "caption": directives.unchanged}
+
+    def run(self):
+        digits = self.options.get("digits", 3)
+        header = ["Chapter", "Quantity", "Paper", "Ours (quick)", "Ours (largest run)", "Largest run",
+                  "Status", "Why"]
+        rows = []
+        for line in self.content:
+            if not line.strip():
+                continue
+            spec, sep, reason = line.partition(" : ")
+            slug, slash, rest = spec.strip().partition("/")
+            metric, _, error_metric = (part.strip() for part in rest.partition("±"))
+            if not sep or not slash or not metric:
+                logger.warning(f"repro-dashboard: a row must read 'slug/metric [± error] : reason', got {line!r}",
+                               location=self.get_location())
+                return []
+            files = {}
+            for scale in ("quick", "cpu", "paper"):
+                try:
+                    files[scale] = _load(self.env, slug, scale)
+                except FileNotFoundError:
+                    continue
+                except ValueError as err:
+                    logger.warning(f"repro-dashboard {slug}: {err}", location=self.get_location())
+                    return []
+            if not files:
+                rows.append([slug, metric, "", "", "", "", "not yet run", reason.strip()])
+                continue
+            paper_block = files[list(files)[-1]]["paper"]
+            entry = paper_block.get(metric)
+            if entry is None and not any(metric in f["metrics"] for f in files.values()):
+                logger.warning(f"repro-dashboard: {slug} has no number {metric!r}, the paper's or ours",
+                               location=self.get_location())
+                return []
+            if entry is None:  # ours only: the paper's number could not be read
+                entry = {"value": None, "missing": True}
+            error = None
+            if error_metric:
+                err_entry = paper_block.get(error_metric)
+                if err_entry is None:
+                    logger.warning(f"repro-dashboard: {slug} has no paper number {error_metric!r}",
+                                   location=self.get_location())
+                    return []
+                error = err_entry["value"]
+            paper = entry["value"]
+            paper_text = ("not read" if entry.get("missing") else "figure only") if paper is None \
+                else results.format_number(paper, digits)
+            if paper is not None and error is not None:
+                paper_text = _with_spread(paper_text, error, digits)
+            quick = files.get("quick", {}).get("metrics", {}).get(metric)
+            largest = next((files[s] for s in ("paper", "cpu", "quick") if s in files and metric in files[s]["metrics"]),
+                           None)
+            if largest is None:
+                status, ours_text, run_text = "not yet run", "", ""
+            else:
+                ours = largest["metrics"][metric]
+                ours_text, run_text = results.format_number(ours, digits), _run_text(largest)
+                status = "no number to compare" if paper is None else _status(ours, paper, error)
+            rows.append([slug, metric, paper_text,
+                         "not run at this scale" if quick is None else results.format_number(quick, digits),
+                         ours_text, run_text, status, reason.strip()])
+        table = ReproTable._build_table(header, rows)
+        caption = self.options.get("caption", "Every chapter's headline numbers")
+        table.insert(0, nodes.title(caption, caption))
+        para = nodes.paragraph()
+        para += nodes.emphasis(text=(
+            f"Status: reproduced when our number lies inside the paper's reported error, or within "
+            f"{REPRODUCED:.0%} of the paper's number where it reports none; close within {CLOSE:.0%}; "
+            f"differs beyond; not yet run when no run of ours measured it. Read from results/<scale>/<slug>.json."))
+        return [table, para]
+
+
+class BenchAppendix(SphinxDirective):
+    """Every benchmark's ratio, its peer and its spread, from ``results/bench/``.
+
+    Content lines: ``slug/metric [~ q25_metric q75_metric] : what it compares``.
+    """
+
+    has_content = True
+    option_spec = {"digits": directives.positive_int}
+
+    def run(self):
+        digits = self.options.get("digits", 3)
+        header = ["Benchmark", "Ratio", "Value", "Interquartile range", "Compares", "Run"]
+        rows = []
+        for line in self.content:
+            if not line.strip():
+                continue
+            spec, sep, what = line.partition(" : ")
+            slug, slash, rest = spec.strip().partition("/")
+            metric, _, spread = (part.strip() for part in rest.partition("~"))
+            try:
+                if not sep or not slash or not metric:
+                    raise ValueError(f"a row must read 'slug/metric [~ q25 q75] : what', got {line!r}")
+                data = _load(self.env, slug, "bench")
+                value = results.format_number(results.metric(data, metric), digits)
+                iqr = ""
+                if spread:
+                    lo, hi = spread.split()
+                    iqr = (f"{results.format_number(results.metric(data, lo), digits)} – "
+                           f"{results.format_number(results.metric(data, hi), digits)}")
+            except (ValueError, KeyError, FileNotFoundError) as err:
+                logger.warning(f"bench-appendix: {err}", location=self.get_location())
+                return []
+            rows.append([slug, metric, value, iqr, what.strip(), _run_text(data)])
+        return [ReproTable._build_table(header, rows)]
+
+
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
     """Sphinx 7.4 lists inline scripts added after ``Builder.init()`` twice (filename None and
     ''), so e.g. sphinx-thebe's ``const THEBE_JS_URL`` is declared twice: a SyntaxError in the
@@ -258,4 +408,6 @@ def setup(app):
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.add_role("result", ResultRole())
     app.add_directive("repro-table", ReproTable)
+    app.add_directive("repro-dashboard", ReproDashboard)
+    app.add_directive("bench-appendix", BenchAppendix)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
