@@ -61,7 +61,11 @@ class LocalServer:
 
 @pytest.fixture
 def server(monkeypatch):
-    monkeypatch.delenv("PAPERNOTES_OFFLINE")
+    """A local server, with downloads allowed (PAPERNOTES_OFFLINE unset whether or not the
+    caller's environment set it) and no proxy in the way of 127.0.0.1."""
+    monkeypatch.delenv("PAPERNOTES_OFFLINE", raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     srv = LocalServer()
     yield srv
     srv.close()

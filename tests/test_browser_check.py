@@ -251,3 +251,76 @@ def test_command_line_summary(site: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_command_line_missing_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert bc.main([str(tmp_path / "nope")]) == 2
     assert "build the book first" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Links and search
+
+def _linked_site(tmp_path: Path) -> tuple[Path, Path]:
+    """A build folder with two pages and a download, and a repository with one notebook."""
+    root, repo = tmp_path / "html", tmp_path / "repo"
+    (root / "book").mkdir(parents=True)
+    (root / "_sources" / "notebooks").mkdir(parents=True)
+    (root / "_sources" / "notebooks" / "a.ipynb").write_text("{}")
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "notebooks" / "a.ipynb").write_text("{}")
+    colab = "https://colab.research.google.com/github/o/r/blob/main/notebooks/"
+    (root / "book" / "b.html").write_text(page("B", '<h2 id="sec">S</h2><a name="old"></a>'))
+    links = {
+        "good": ['b.html', 'b.html#sec', 'b.html#old', '#top', '../_sources/notebooks/a.ipynb',
+                 colab + "a.ipynb", "https://example.org/x", "mailto:a@b.c", "../book/"],
+        "bad": ['c.html', 'b.html#nowhere', '#nothere', '../_sources/notebooks/z.ipynb',
+                colab + "z.ipynb", "../../outside.html"],
+    }
+    for name, hrefs in links.items():
+        body = '<p id="top">' + "".join(f'<a href="{h}">x</a>' for h in hrefs) + "</p>"
+        (root / "book" / f"{name}.html").write_text(page(name, body))
+    (root / "book" / "index.html").write_text(page("I", "<p>index</p>"))
+    return root, repo
+
+
+def test_links_that_go_somewhere_pass(tmp_path: Path) -> None:
+    root, repo = _linked_site(tmp_path)
+    assert bc.LinkChecker(root, repo).problems("book/good.html") == []
+
+
+def test_each_broken_link_is_named(tmp_path: Path) -> None:
+    """A missing page, a missing anchor (on another page and on this one), a missing download, a
+    Colab link to a notebook the repository lacks, and a link out of the build: one problem each."""
+    root, repo = _linked_site(tmp_path)
+    problems = bc.LinkChecker(root, repo).problems("book/bad.html")
+    assert problems == [
+        "link to a missing file: c.html",
+        "link to a missing anchor: b.html#nowhere",
+        "link to a missing anchor: #nothere",
+        "link to a missing file: ../_sources/notebooks/z.ipynb",
+        "Colab link to a notebook the repository lacks: "
+        "https://colab.research.google.com/github/o/r/blob/main/notebooks/z.ipynb",
+        "link leaves the build folder: ../../outside.html",
+    ]
+
+
+#: Stands in for Sphinx's search page: after a delay, lists clean.html for "hello" and nothing
+#: for any other word, then writes the summary paragraph that marks the search finished.
+FAKE_SEARCH = page("Search", """<div id="search-results"></div>
+<script>
+setTimeout(function () {
+  var q = new URLSearchParams(location.search).get("q");
+  var box = document.getElementById("search-results");
+  box.innerHTML = (q === "hello" ? '<ul class="search"><li><a href="clean.html#x">Clean</a></li></ul>' : "")
+    + '<p class="search-summary">done</p>';
+}, 200);
+</script>""")
+
+
+def test_search_finds_pages_and_names_misses(checker, site: Path) -> None:
+    (site / "search.html").write_text(FAKE_SEARCH, encoding="utf-8")
+    assert checker.search("hello") == (True, ["clean.html"])
+    result = bc.check_search(checker, {"clean.html": "hello", "sub/nested.html": "hello",
+                                       "not_built.html": "x"})
+    assert result.problems == ["search for 'hello' does not find sub/nested.html (found 1 pages)"]
+
+
+def test_screenshot_is_a_png(checker, tmp_path: Path) -> None:
+    out = checker.screenshot("clean.html", tmp_path / "shots" / "clean.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000

@@ -24,7 +24,16 @@ images and Jupyter widgets have had time to appear, the page FAILS on any of:
   containing ``Traceback (most recent call last)``. Cells tagged ``raises-exception`` (which
   myst-nb marks with the class ``tag_raises-exception``) are meant to show an error and are
   skipped;
-* a Jupyter widget view (``application/vnd.jupyter.widget-view+json``) that did not render.
+* a Jupyter widget view (``application/vnd.jupyter.widget-view+json``) that did not render;
+* a link that goes nowhere, read from the page's HTML: an internal ``href`` (a page, a download
+  such as ``_sources/notebooks/x.ipynb``) whose file is not in the build, a ``#fragment`` that
+  no element of its target page has as ``id`` or ``name``, or an "Open in Colab" link
+  (``colab.research.google.com/github/<owner>/<repo>/blob/<branch>/<path>``) whose ``<path>``
+  is not a file of the repository.
+
+Then, for the whole site: the search page (``search.html?q=WORD``) must find each chapter's page
+for a word from that chapter (:data:`SEARCH_WORDS`), and screenshots of the intro and of one
+chapter are saved under ``_build/screenshots/``.
 
 Pages: every ``*.html`` file under the build folder except those in top-level folders whose names
 start with an underscore (Sphinx's asset folders ``_static``, ``_sources``, ``_images``,
@@ -50,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import html.parser
 import http.server
 import json
 import posixpath
@@ -60,7 +70,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BUILD_DIR = ROOT / "_build" / "html"
@@ -93,6 +103,37 @@ REDIRECT_RE = re.compile(
 IGNORED_PATHS = {"/favicon.ico"}
 
 
+#: A word from each chapter that the site's search must find that chapter's page for.
+SEARCH_WORDS = {
+    "book/elu.html": "exponential", "book/vae.html": "reparameterisation", "book/gan.html": "Parzen",
+    "book/gran.html": "canvas", "book/irnn.html": "identity", "book/urnn.html": "unitary",
+    "book/rnn_dropout.html": "perplexity", "book/few_multiplications.html": "ternary",
+    "book/translation_matrix.html": "Bible", "book/byte_to_span.html": "segment",
+    "book/dqn.html": "Atari",
+}
+
+#: The pages photographed for a reader's look at the site (``_build/screenshots/``).
+SCREENSHOT_PAGES = ("book/intro.html", "book/byte_to_span.html")
+
+#: Collect the search page's results once Sphinx's search has finished (or the deadline).
+JS_SEARCH_RESULTS = r"""
+const done = arguments[arguments.length - 1];
+const deadline = Date.now() + arguments[0] * 1000;
+function poll() {
+  const box = document.getElementById("search-results");
+  const finished = box && box.querySelector("p.search-summary, .search-summary");
+  if (finished || Date.now() > deadline) {
+    done({finished: !!finished,
+          hrefs: Array.from(document.querySelectorAll("#search-results ul.search li a"))
+                   .map(a => a.getAttribute("href"))});
+  } else {
+    setTimeout(poll, 100);
+  }
+}
+poll();
+"""
+
+
 class CheckError(Exception):
     """The check cannot run at all (no browser, no build folder)."""
 
@@ -110,6 +151,75 @@ class PageResult:
     def ok(self) -> bool:
         """True when the page showed no problem."""
         return not self.problems
+
+
+# --------------------------------------------------------------------------------------------
+# Links, read from the HTML
+
+#: ``https://colab.research.google.com/github/<owner>/<repo>/blob/<branch>/<path>``.
+COLAB_RE = re.compile(r"^https://colab\.research\.google\.com/github/[^/]+/[^/]+/blob/[^/]+/(?P<path>[^?#]+)")
+
+
+class _LinkParser(html.parser.HTMLParser):
+    """Collects ``<a href>`` values and every ``id`` / ``name`` of a page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+        self.anchors: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for key in ("id", "name"):
+            if values.get(key):
+                self.anchors.add(values[key])
+        if tag == "a" and values.get("href"):
+            self.hrefs.append(values["href"])
+
+
+class LinkChecker:
+    """Checks the links of built pages against the files of the build and of the repository."""
+
+    def __init__(self, root: Path, repo: Path = ROOT) -> None:
+        self.root = Path(root).resolve()
+        self.repo = Path(repo).resolve()
+        self._parsed: dict[str, _LinkParser] = {}
+
+    def _parse(self, rel: str) -> _LinkParser:
+        if rel not in self._parsed:
+            parser = _LinkParser()
+            parser.feed((self.root / rel).read_text(encoding="utf-8", errors="replace"))
+            self._parsed[rel] = parser
+        return self._parsed[rel]
+
+    def problems(self, page: str) -> list[str]:
+        """What is wrong with the links of ``page`` (a path relative to the build folder)."""
+        out = []
+        parsed = self._parse(page)
+        for href in dict.fromkeys(parsed.hrefs):   # each once, in order
+            colab = COLAB_RE.match(href)
+            if colab:
+                if not (self.repo / unquote(colab.group("path"))).is_file():
+                    out.append(f"Colab link to a notebook the repository lacks: {href}")
+                continue
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:")):
+                continue                              # leaves the site: not ours to check here
+            target = page if not parts.path else posixpath.normpath(
+                posixpath.join(posixpath.dirname(page), unquote(parts.path)))
+            if target.startswith("../") or target == "..":
+                out.append(f"link leaves the build folder: {href}")
+                continue
+            path = self.root / target
+            if path.is_dir():
+                target, path = posixpath.join(target, "index.html"), path / "index.html"
+            if not path.is_file():
+                out.append(f"link to a missing file: {href}")
+                continue
+            fragment = unquote(parts.fragment)
+            if fragment and path.suffix == ".html" and fragment not in self._parse(target).anchors:
+                out.append(f"link to a missing anchor: {href}")
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,6 +466,7 @@ class BrowserChecker:
         self.timeout = float(timeout)
         self.chromium = Path(chromium)
         self.chromedriver = Path(chromedriver)
+        self.links = LinkChecker(self.root)
         self.server: SiteServer | None = None
         self.driver = None
         self._profile: tempfile.TemporaryDirectory | None = None
@@ -430,6 +541,7 @@ class BrowserChecker:
         problems = result.problems
         if self._check_redirect(page, result):
             return result
+        problems.extend(self.links.problems(page))
         self._drain_logs()
         self.server.take_errors()
         url = self.server.base_url + page.lstrip("/")
@@ -487,6 +599,44 @@ class BrowserChecker:
         return result
 
 
+    def search(self, word: str) -> tuple[bool, list[str]]:
+        """Open ``search.html?q=word``; return (whether the search finished, the result links as
+        paths relative to the site folder, without their ``#``/``?`` parts)."""
+        self.driver.get(self.server.base_url + "search.html?q=" + quote(word))
+        found = self.driver.execute_async_script(JS_SEARCH_RESULTS, self.timeout)
+        links = []
+        for href in found["hrefs"]:
+            path = urlsplit(href).path
+            path = urlsplit(self.server.base_url).path + path if not path.startswith("/") else path
+            links.append(posixpath.normpath(path).lstrip("/"))
+        return found["finished"], links
+
+    def screenshot(self, page: str, out: Path) -> Path:
+        """Save a screenshot of ``page`` (as the window shows it, 1280 px wide) to ``out``."""
+        self.driver.get(self.server.base_url + page.lstrip("/"))
+        self.driver.execute_async_script(JS_WAIT_MATHJAX, self.timeout)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(out))
+        return out
+
+
+def check_search(checker: BrowserChecker, words: dict[str, str] = SEARCH_WORDS) -> PageResult:
+    """The site's search finds each page of ``words`` for its word (pages absent from the build
+    are skipped: a chapter not yet written)."""
+    result = PageResult("search.html")
+    start = time.monotonic()
+    for page, word in words.items():
+        if not (checker.root / page).is_file():
+            continue
+        finished, links = checker.search(word)
+        if not finished:
+            result.problems.append(f"search for {word!r} did not finish within {checker.timeout:g} s")
+        elif page not in links:
+            result.problems.append(f"search for {word!r} does not find {page} (found {len(links)} pages)")
+    result.seconds = time.monotonic() - start
+    return result
+
+
 # --------------------------------------------------------------------------------------------
 # The whole site
 
@@ -504,15 +654,24 @@ def find_pages(root: Path) -> list[str]:
 
 
 def check_site(root: Path, timeout: float = 20.0, pages: list[str] | None = None) -> list[PageResult]:
-    """Check ``pages`` (default: every page of :func:`find_pages`) of the site in ``root``."""
+    """Check ``pages`` (default: every page of :func:`find_pages`) of the site in ``root``; with
+    every page, also the search (:func:`check_search`) and the screenshots."""
     root = Path(root)
     if not root.is_dir():
         raise CheckError(f"{root} does not exist: build the book first (jupyter-book build .)")
+    whole_site = pages is None
     pages = find_pages(root) if pages is None else pages
     if not pages:
         raise CheckError(f"no .html pages found in {root}: build the book first (jupyter-book build .)")
     with BrowserChecker(root, timeout=timeout) as checker:
-        return [checker.check(page) for page in pages]
+        out = [checker.check(page) for page in pages]
+        if whole_site:
+            out.append(check_search(checker))
+            shots = root.parent / "screenshots"
+            for page in SCREENSHOT_PAGES:
+                if (root / page).is_file():
+                    checker.screenshot(page, shots / (Path(page).stem + ".png"))
+        return out
 
 
 def format_report(results: list[PageResult], elapsed: float) -> str:
