@@ -251,3 +251,30 @@ def test_build_model_follows_the_config():
     assert model.lstm.hidden_size == 20 and model.lstm.num_layers == 2 and not model.reverse_input
     assert model.proj.out_features == vocab.size == 1 + 2 * 30 + 12 + len(bts.NER_TYPES)
     assert model.embedding.num_embeddings == 259 + vocab.size and model.embedding.embedding_dim == 12
+
+
+def test_page_verdicts_match_the_cpu_results():
+    """book/byte_to_span.md states which model wins each comparison (different only when the
+    means differ by more than the larger seed sd); the committed cpu results must agree."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "results" / "cpu" / "byte_to_span.json"
+    m = json.loads(path.read_text())["metrics"]
+
+    def verdict(metric_a, metric_b):
+        a, b = m[metric_a], m[metric_b]
+        sd = max(m[metric_a.replace(".", "_sd.", 1)], m[metric_b.replace(".", "_sd.", 1)])
+        return "same" if abs(a - b) <= sd else ("a" if a > b else "b")
+
+    for lang in ("en", "tr"):   # the bar of the issue, and the page's "above the most frequent tag"
+        assert m[f"pos_accuracy.majority.{lang}"] < m[f"pos_accuracy.multi.{lang}"] \
+            < m[f"pos_accuracy.word_majority.{lang}"]
+    assert verdict("pos_accuracy.mono.en", "pos_accuracy.multi.en") == "a"
+    assert verdict("pos_accuracy.mono.tr", "pos_accuracy.multi.tr") == "same"
+    assert verdict("ner_f1.mono.ja", "ner_f1.multi.ja") == "a"
+    assert verdict("pos_accuracy.multi_no_byte_dropout.en", "pos_accuracy.multi.en") == "a"
+    assert verdict("pos_accuracy.multi_no_byte_dropout.tr", "pos_accuracy.multi.tr") == "a"
+    assert verdict("ner_f1.multi_no_byte_dropout.ja", "ner_f1.multi.ja") == "same"
+    assert m["ill_formed_rate"] < 0.05          # "rare"
+    assert m["best_epoch.multi"] > 9            # "still rising at the last epoch"
