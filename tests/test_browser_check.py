@@ -38,8 +38,14 @@ def _load_checker():
 
 bc = _load_checker()
 
-#: A valid 1x1 PNG.
+#: A valid 1x1 PNG: one opaque black pixel.
 PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAX+XDSwAAAABJRU5ErkJggg=="
+)
+
+#: A valid 1x1 PNG: one half-transparent green pixel (a figure saved with a transparent
+#: background).
+CLEAR_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
 
@@ -181,6 +187,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path.write_text(html, encoding="utf-8")
     (root / "_images").mkdir()
     (root / "_images" / "dot.png").write_bytes(PNG)
+    (root / "_images" / "clear.png").write_bytes(CLEAR_PNG)
     (root / "_images" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     (root / "_static" / "mathjax").mkdir(parents=True)
     (root / "_static" / "mathjax" / "fake-tex.js").write_text(FAKE_MATHJAX, encoding="utf-8")
@@ -324,3 +331,45 @@ def test_search_finds_pages_and_names_misses(checker, site: Path) -> None:
 def test_screenshot_is_a_png(checker, tmp_path: Path) -> None:
     out = checker.screenshot("clean.html", tmp_path / "shots" / "clean.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000
+
+
+# --------------------------------------------------------------------------------------------
+# Layout at a laptop's and a phone's width, and figures on the dark theme
+
+WIDE_LINE = "x = " + "1 + " * 40 + "1"     # 165 characters: wider than any box below
+
+
+def test_over_wide_code_output_and_equation_are_named(checker, site: Path) -> None:
+    """A code cell and an output that do not fit their box, and a display equation wider than its
+    column, each fail with the window size; a short line passes."""
+    body = (cell_output(f"<pre>{WIDE_LINE}</pre>")
+            + '<div class="math"><mjx-container display="true" style="display:block">'
+            '<mjx-math style="display:inline-block;width:2000px">x</mjx-math></mjx-container></div>'
+            + "<pre>short = 1</pre>")
+    (site / "wide.html").write_text(page("Wide", body), encoding="utf-8")
+    problems = checker.check("wide.html").problems
+    assert any(p.startswith("1280x800: over-wide output cell 1") and "165 characters" in p for p in problems), problems
+    assert any(p.startswith("1280x800: over-wide equation") and "2000 px" in p for p in problems), problems
+    assert any(p.startswith("phone 390x844: over-wide equation") for p in problems), problems
+    assert not any("short = 1" in p for p in problems)
+
+
+def test_equation_scaled_below_the_floor_at_the_laptop_width_is_named(checker, site: Path) -> None:
+    """An equation that _static/papernotes.js had to scale to 0.75 to fit a 1280-pixel window
+    should be split over lines instead."""
+    body = ('<div class="math"><mjx-container display="true" data-pn-scale="0.75" style="display:block">'
+            '<mjx-math style="display:inline-block;width:100px">x</mjx-math></mjx-container></div>')
+    (site / "scaled.html").write_text(page("Scaled", body), encoding="utf-8")
+    problems = checker.check("scaled.html").problems
+    assert any("fits only scaled to 0.75: split it over lines" in p for p in problems), problems
+
+
+def test_transparent_figure_fails_on_the_dark_theme(checker, site: Path) -> None:
+    """A transparent figure with no light background of its own would show the dark page through
+    it; an opaque one, or a transparent one on a white background, reads on both themes."""
+    (site / "clear.html").write_text(page("Clear", '<img src="_images/clear.png" width="50">'), encoding="utf-8")
+    (site / "backed.html").write_text(
+        page("Backed", '<img src="_images/clear.png" width="50" style="background:#fff">'), encoding="utf-8")
+    problems = checker.check("clear.html").problems
+    assert any(p.startswith("dark theme: figure") and "clear.png" in p for p in problems), problems
+    assert checker.check("backed.html").problems == []

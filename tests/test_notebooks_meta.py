@@ -1,6 +1,7 @@
 """Checks of the notebooks as files: structure the book relies on (outputs are proven by nbval)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,59 @@ def test_notebook_shape(path):
             assert c.get("execution_count") is not None, f"{path.name}: a code cell was never executed"
             for o in c.get("outputs", []):
                 assert o["output_type"] != "error", f"{path.name}: an error output is committed"
+
+
+#: The widest line that fits a code box of the rendered page without a horizontal scrollbar
+#: (a 1280-pixel window, _static/papernotes.css); tools/browser_check.py measures the pages.
+WIDTH = 79
+
+FENCE = re.compile(r"\s*(`{3,}|~{3,}|:{3,})(.*)$")
+
+
+def too_wide(nb: dict) -> list[str]:
+    """Every line over WIDTH characters: in code cells, in what they print (stream text and
+    text/plain), and in fenced code inside markdown (the exercises' solutions). Markdown prose
+    and directive bodies wrap, and are not counted."""
+    out = []
+    for i, cell in enumerate(nb["cells"]):
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            lines = [("code", line) for line in source.splitlines()]
+            for o in cell.get("outputs", []):
+                text = "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                lines += [("output", line) for line in text.splitlines()]
+        else:
+            lines, stack = [], []          # open fences: (marker, holds code)
+            for line in source.splitlines():
+                m = FENCE.match(line)
+                if m:
+                    marker, rest = m.group(1), m.group(2).strip()
+                    if stack and not rest and marker == stack[-1][0]:
+                        stack.pop()
+                    elif rest or not stack:
+                        stack.append((marker, not rest.startswith("{")))
+                elif stack and stack[-1][1]:
+                    lines.append(("markdown code", line))
+        out += [f"cell {i} {kind} ({len(line)} characters): {line}" for kind, line in lines
+                if len(line) > WIDTH]
+    return out
+
+
+def test_too_wide_finds_each_kind():
+    nb = {"cells": [
+        {"cell_type": "code", "source": ["x = 1\n", "y" * 80],
+         "outputs": [{"output_type": "stream", "text": ["ok\n", "z" * 81]}]},
+        {"cell_type": "markdown", "source": ["prose " * 30 + "\n", "````{solution} a\n", "text " * 30,
+                                             "\n~~~python\n", "w" * 82 + "\n", "~~~\n", "````\n"]},
+    ]}
+    assert [p.split(":")[0] for p in too_wide(nb)] == [
+        "cell 0 code (80 characters)", "cell 0 output (81 characters)",
+        "cell 1 markdown code (82 characters)"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_lines_fit_the_page(path):
+    """Readable without scrolling sideways (issue 19): code, printed output and solution code
+    at most 79 characters a line."""
+    problems = too_wide(json.loads(path.read_text()))
+    assert not problems, f"{path.name}: lines wider than {WIDTH} characters:\n" + "\n".join(problems[:20])

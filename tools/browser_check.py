@@ -29,7 +29,14 @@ images and Jupyter widgets have had time to appear, the page FAILS on any of:
   such as ``_sources/notebooks/x.ipynb``) whose file is not in the build, a ``#fragment`` that
   no element of its target page has as ``id`` or ``name``, or an "Open in Colab" link
   (``colab.research.google.com/github/<owner>/<repo>/blob/<branch>/<path>``) whose ``<path>``
-  is not a file of the repository.
+  is not a file of the repository;
+* the layout, at a 1280 x 800 window and at a phone's 390 x 844 (:data:`VIEWPORTS`): a code
+  cell, an output or any other ``pre`` whose text is wider than its box (a reader would scroll
+  sideways), a display equation wider than its column, or, at 1280, one that
+  ``_static/papernotes.js`` had to scale below 0.9 to fit (it should be split over lines);
+  checked on the light and the dark theme (:data:`THEMES`);
+* on the dark theme, a figure that is transparent at its corners with no light background of
+  its own (its black axes and labels would sit on the dark page).
 
 Then, for the whole site: the search page (``search.html?q=WORD``) must find each chapter's page
 for a word from that chapter (:data:`SEARCH_WORDS`), and screenshots of the intro and of one
@@ -404,6 +411,102 @@ Promise.all(imageChecks).then(() => done({problems: problems, resources: resourc
 """
 
 
+#: The window sizes the layout is checked at: a laptop and a phone (CSS pixels).
+VIEWPORTS = {"1280x800": (1280, 800), "phone 390x844": (390, 844)}
+
+#: The themes the layout and the figures are checked on (pydata-sphinx-theme's ``data-theme``).
+THEMES = ("light", "dark")
+
+#: Switch pydata-sphinx-theme's colour theme as its own button does (``data-theme`` on <html>,
+#: remembered in localStorage), and wait two frames for the styles to apply.
+JS_SET_THEME = r"""
+const done = arguments[arguments.length - 1];
+const theme = arguments[0];
+try { localStorage.setItem("theme", theme); localStorage.setItem("mode", theme); } catch (e) {}
+document.documentElement.dataset.theme = theme;
+document.documentElement.dataset.mode = theme;
+requestAnimationFrame(() => requestAnimationFrame(() => done(document.documentElement.dataset.theme)));
+"""
+
+#: Layout and legibility, at the window's present size and theme; resolves to problem strings.
+#: * over-wide boxes: a code cell, an output or any other ``pre``, or a display equation whose
+#:   content is wider than the box it sits in (a reader would have to scroll sideways);
+#: * figures that cannot be read on the theme: a content image that is transparent at its
+#:   corners and has no opaque background of its own would show the page's colour through it
+#:   (dark on the dark theme, where black axes and labels vanish).
+JS_LAYOUT = r"""
+const done = arguments[arguments.length - 1];
+const label = arguments[0];      // the window size, e.g. "1280x800"
+const figures = arguments[1];    // the theme whose figures to check, or "" for none
+const desktop = arguments[2];    // the design width: an equation may not need scaling below 0.9
+const problems = [];
+function run() {
+const article = document.querySelector("article.bd-article, main, body");
+const short = (t, n) => { t = (t || "").replace(/\s+/g, " ").trim(); return t.length > n ? t.slice(0, n - 3) + "..." : t; };
+function where(el) {
+  const cells = Array.from(article.querySelectorAll("div.cell"));
+  const cell = el.closest("div.cell");
+  const section = el.closest("section[id]");
+  return (cell ? "cell " + (cells.indexOf(cell) + 1) + " " : "")
+       + (section ? "in #" + section.id : "");
+}
+const SLACK = 1;   // sub-pixel rounding
+for (const pre of article.querySelectorAll("pre")) {
+  if (pre.checkVisibility && !pre.checkVisibility()) continue;
+  if (pre.scrollWidth <= pre.clientWidth + SLACK) continue;
+  const kind = pre.closest(".cell_output, .output") ? "output" : pre.closest(".cell_input, .cell") ? "code cell" : "code block";
+  const longest = (pre.textContent || "").split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+  problems.push(`${label}: over-wide ${kind} ${where(pre)}: ${pre.scrollWidth} px of text in a ${pre.clientWidth} px box;`
+                + ` longest line (${longest.length} characters): ${short(longest, 70)}`);
+}
+for (const mjx of article.querySelectorAll('mjx-container[display="true"]')) {
+  if (mjx.checkVisibility && !mjx.checkVisibility()) continue;
+  const math = mjx.querySelector("mjx-math") || mjx;
+  const wide = math.getBoundingClientRect().width, box = mjx.getBoundingClientRect().width;
+  const host = mjx.parentElement;
+  const room = host ? host.clientWidth : box;
+  const mml = mjx.querySelector("mjx-assistive-mml");
+  const source = mml ? ": " + short(mml.textContent, 60) : "";
+  const scale = mjx.dataset.pnScale ? +mjx.dataset.pnScale : 1;   // set by _static/papernotes.js
+  if (wide > Math.min(box, room) + SLACK) {
+    problems.push(`${label}: over-wide equation ${where(mjx)}: ${Math.round(wide)} px in a ${Math.round(Math.min(box, room))} px box`
+                  + (scale < 1 ? ` even scaled to ${scale}` : "") + source);
+  } else if (desktop && scale < 0.9) {
+    problems.push(`${label}: equation ${where(mjx)} fits only scaled to ${scale}: split it over lines${source}`);
+  }
+}
+// Figures on this theme.
+const checks = !figures ? [] : Array.from(article.querySelectorAll("img")).map(async img => {
+  if (img.checkVisibility && !img.checkVisibility()) return;
+  if (!img.complete || img.naturalWidth === 0) return;   // reported by the image check
+  let transparent = false;
+  try {
+    const w = img.naturalWidth, h = img.naturalHeight;
+    const canvas = document.createElement("canvas");
+    canvas.width = w; canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0, w, h);
+    for (const [x, y] of [[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]]) {
+      if (ctx.getImageData(x, y, 1, 1).data[3] < 250) { transparent = true; break; }
+    }
+  } catch (e) { return; }   // a cross-origin image cannot be read; none of ours is
+  if (!transparent) return;
+  // transparent: something behind it must be opaque and light (the image's own background)
+  const bg = getComputedStyle(img).backgroundColor;
+  const m = bg.match(/rgba?\(([\d.]+), ([\d.]+), ([\d.]+)(?:, ([\d.]+))?\)/);
+  const opaqueLight = m && (m[4] === undefined || +m[4] > 0.95) && (+m[1] + +m[2] + +m[3]) / 3 > 200;
+  if (!opaqueLight) {
+    problems.push(`${figures} theme: figure ${where(img)} is transparent with no light background of its own `
+                  + `(its text would sit on the page's colour): ${short(img.getAttribute("src"), 60)}`);
+  }
+});
+Promise.all(checks).then(() => done(problems));
+}
+// measure after the layout of a new window size or theme has settled
+requestAnimationFrame(() => requestAnimationFrame(run));
+"""
+
+
 # --------------------------------------------------------------------------------------------
 # The browser
 
@@ -573,6 +676,7 @@ class BrowserChecker:
             problems.append(f"the page could not be inspected: {exc.msg}")
             found = {"problems": [], "resources": []}
         problems.extend(found["problems"])
+        problems.extend(self._check_layout())
 
         console, network = self._drain_logs()
         for entry in console:
@@ -598,6 +702,37 @@ class BrowserChecker:
         result.seconds = time.monotonic() - start
         return result
 
+
+    def _viewport(self, width: int, height: int) -> None:
+        """Make the page's viewport exactly ``width`` x ``height`` CSS pixels (a phone's width
+        is emulated as a mobile device, so the page's ``<meta name="viewport">`` applies)."""
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+
+    def _check_layout(self) -> list[str]:
+        """Over-wide code, outputs and equations at each of :data:`VIEWPORTS` on the light theme
+        and at the first one (the design width) again on the dark theme; the figures on each of
+        :data:`THEMES`. A problem found on both themes is reported once. The page is left on
+        the light theme at the first viewport."""
+        from selenium.common.exceptions import TimeoutException
+
+        out: list[str] = []
+        sizes = list(VIEWPORTS.items())
+        try:
+            for theme in THEMES:
+                self.driver.execute_async_script(JS_SET_THEME, theme)
+                for i, (name, (width, height)) in enumerate(sizes if theme == THEMES[0] else sizes[:1]):
+                    self._viewport(width, height)
+                    # figures: on the dark theme (on the light one, dark ink on a clear
+                    # background reads as it was drawn)
+                    figures = theme if i == 0 and theme != THEMES[0] else ""
+                    out.extend(self.driver.execute_async_script(JS_LAYOUT, name, figures, i == 0))
+        except TimeoutException:
+            out.append("the layout check did not answer in time")
+        finally:
+            self.driver.execute_async_script(JS_SET_THEME, THEMES[0])
+            self._viewport(*sizes[0][1])
+        return list(dict.fromkeys(out))
 
     def search(self, word: str) -> tuple[bool, list[str]]:
         """Open ``search.html?q=word``; return (whether the search finished, the result links as

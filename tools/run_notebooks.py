@@ -28,6 +28,7 @@ import nbformat
 from nbclient import NotebookClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import figure_audit  # noqa: E402  (tools/figure_audit.py)
 import freshness  # noqa: E402  (tools/freshness.py, shared with the test)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     url = repository_url()
     os.environ.setdefault("PAPERNOTES_SCALE", "quick")
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    bad = []
+    bad, bad_figures = [], []
     for path in args.notebooks:
         nb = nbformat.read(path, as_version=4)
         if args.check:
@@ -90,20 +91,29 @@ def main(argv=None) -> int:
         sync_links(nb, url, path.name)
         start = time.perf_counter()
         freshness.inject(nb)
+        figure_audit.inject(nb, freshness.INJECTED)
         client = _Client(nb, timeout=args.timeout, kernel_name="python3",
                          resources={"metadata": {"path": str(path.parent)}}, store_widget_state=True)
         client.execute()
+        figures = figure_audit.report(nb, freshness.INJECTED)
         report = freshness.remove_injected(nb)
         freshness.set_record(nb, freshness.record(nb, report, root=ROOT, notebook=path))
+        nb.metadata.setdefault(freshness.META_KEY, {})["figures"] = figures
+        if figures["problems"]:
+            bad_figures.append(str(path))
+            print(f"{path}: figures a reader could not read:", *figures["problems"], sep="\n  ")
         for cell in nb.cells:  # timing metadata only makes diffs noisy
             cell.get("metadata", {}).pop("execution", None)
         nbformat.write(nb, path)
         print(f"{path}: executed in {time.perf_counter() - start:.1f} s at scale {os.environ['PAPERNOTES_SCALE']}")
+    if bad_figures:
+        print("figures without a title, axis labels or readable text (tools/figure_audit.py); "
+              "the notebooks were written, fix and re-execute:", *bad_figures, sep="\n  ")
     if bad:
         print("these notebooks' Colab links or REPO lines disagree with repository.url in _config.yml; "
               "run `make notebooks`:", *bad, sep="\n  ")
         return 1
-    return 0
+    return 1 if bad_figures else 0
 
 
 if __name__ == "__main__":
