@@ -9,6 +9,8 @@
 #   make spread      measure each quick-scale claim over 5 seeds x 2 CPU kernel paths -> results/spread/
 #   make bench       ratio benchmarks against real peers -> results/bench/*.json
 #   make cpu-results SLUG=elu   the chapter's cpu-scale run -> results/cpu/<slug>.json
+#   make pdf         the whole book as one PDF, _build/latex/papernotes.pdf (installs TeX; not
+#                    part of `make test`)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -43,10 +45,10 @@ WHEEL_DIR := _build/wheel
 # Extra pytest options for the nbval run, e.g. NBVAL_ARGS=--durations=0 for every cell's time.
 NBVAL_ARGS ?=
 
-.PHONY: book test install vendor notebooks bench unit nbval nb-env wheel build browser-check cpu-results spread constraints clean help
+.PHONY: pdf book test install vendor notebooks bench unit nbval nb-env wheel build browser-check cpu-results spread constraints clean help
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,14p' Makefile
 
 # --- set-up ---------------------------------------------------------------------------------
 
@@ -150,6 +152,16 @@ nbval:
 
 browser-check:
 	$(BIN)/python tools/browser_check.py _build/html
+
+# The PDF: Jupyter Book's LaTeX builder, typeset by XeLaTeX through latexmk (Debian's TeX
+# packages and fonts: tools/install_system.sh pdf). Animations print as one still frame
+# (papernotes_core.plotting.Animated). The page count is read from XeLaTeX's log.
+pdf: install
+	bash tools/install_system.sh pdf
+	rm -rf _build/latex
+	$(BIN)/jupyter-book build -n --keep-going --path-output . --builder pdflatex .
+	@test -s _build/latex/papernotes.pdf || { echo "make pdf: no _build/latex/papernotes.pdf; see _build/latex/papernotes.log" >&2; exit 1; }
+	@echo "make pdf: _build/latex/papernotes.pdf, $$(sed -n 's/^Output written on papernotes.pdf (\([0-9]*\) pages.*/\1/p' _build/latex/papernotes.log) pages"
 
 # --- maintenance ------------------------------------------------------------------------------
 

@@ -256,3 +256,22 @@ def test_bench_appendix(tmp_path, monkeypatch):
         """, res, monkeypatch)
     assert "WARNING: bench-appendix" not in warnings
     assert "toyb ratio 2.50 2.00 – 3.00 ours against a peer bench" in html
+
+
+def test_gif_still_is_the_first_frame_as_png(tmp_path):
+    """GifStill (for the PDF): a GIF becomes a PNG of its first frame, without ImageMagick."""
+    from PIL import Image
+
+    import papernotes_sphinx
+
+    frames = [Image.new("RGB", (6, 4), colour) for colour in ((250, 0, 0), (0, 0, 250))]
+    gif = tmp_path / "a.gif"
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=50)
+    out = tmp_path / "a.png"
+    converter = papernotes_sphinx.GifStill.__new__(papernotes_sphinx.GifStill)   # no document needed
+    assert converter.is_available()
+    assert ("image/gif", "image/png") in converter.conversion_rules
+    assert converter.convert(str(gif), str(out))
+    with Image.open(out) as still:
+        assert still.format == "PNG" and still.size == (6, 4)
+        assert still.convert("RGB").getpixel((0, 0))[0] > 200      # red: the first frame

@@ -5,6 +5,7 @@
 #   dataset-fashion-mnist       the Fashion-MNIST data set, read from /usr/share by the notebooks
 #   nodejs (with npm)           only when `npm` is not on PATH: `npm ci` fetches MathJax and the
 #                               Jupyter widgets bundle that tools/vendor_assets.py copies into the site
+#   (with the argument `pdf`: the TeX packages and fonts of `make pdf` instead; see below)
 #
 # Idempotent and fast: `apt-get update` runs (once) only if something is missing, so a second run
 # does nothing but a few dpkg queries. Where apt cannot be used (not root, or no apt-get), it says
@@ -17,6 +18,17 @@ packages=(chromium chromium-driver dataset-fashion-mnist sword-text-kjv sword-te
 if ! command -v npm >/dev/null 2>&1; then
     # Debian ships npm as a separate package; nodejs alone would not provide `npm`.
     packages+=(nodejs npm)
+fi
+
+# `bash tools/install_system.sh pdf` (what `make pdf` runs) installs instead what the PDF needs:
+# XeLaTeX with the LaTeX packages Sphinx's LaTeX writer uses, latexmk, the FreeFont family
+# (Sphinx's default fonts under XeLaTeX), and xeCJK with the Noto CJK fonts for the Japanese
+# text of the byte-to-span chapter (xeCJK needs ctex, packaged with the Chinese support).
+# About 240 MB to download.
+if [ "${1:-}" = "pdf" ]; then
+    packages=(texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended
+              texlive-plain-generic texlive-lang-cjk texlive-lang-chinese lmodern latexmk
+              fonts-freefont-otf fonts-noto-cjk)
 fi
 
 # A package counts as present when dpkg says it is fully installed.

@@ -1,4 +1,6 @@
-"""Draw the curriculum's reading paths (book/figures/reading_paths.svg) for the guide page.
+"""Draw the curriculum's reading paths for the guide page: book/figures/reading_paths.svg for the
+HTML pages and reading_paths.pdf, the same drawing, for the PDF of ``make pdf`` (the page names
+``figures/reading_paths.*`` and each Sphinx builder takes the format it can use).
 
 One row per path, chapters as boxes in reading order, arrows between them; a white background
 so that the figure reads on the light and the dark theme alike. Run it after changing a path:
@@ -28,7 +30,7 @@ PATHS = [
 COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3"]
 
 
-def draw(out: Path = OUT) -> Path:
+def draw(out: Path = OUT) -> list[Path]:
     plt.rcParams["svg.hashsalt"] = "papernotes"   # the same file from the same drawing
     fig, ax = plt.subplots(figsize=(9.0, 4.6), facecolor="white")
     ax.set_facecolor("white")
@@ -53,8 +55,11 @@ def draw(out: Path = OUT) -> Path:
                  fontsize=10, color="black")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, facecolor="white", bbox_inches="tight", metadata={"Date": None})
+    pdf = out.with_suffix(".pdf")
+    fig.savefig(pdf, facecolor="white", bbox_inches="tight",
+                metadata={"CreationDate": None, "ModDate": None})
     plt.close(fig)
-    return out
+    return [out, pdf]
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from sphinx.transforms.post_transforms.images import ImageConverter
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective, SphinxRole
 
@@ -404,8 +405,32 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+class GifStill(ImageConverter):
+    """For a builder that cannot show a GIF (the LaTeX of ``make pdf``): the GIF's first frame as
+    a PNG, drawn with Pillow (no ImageMagick needed). HTML shows the GIF itself."""
+
+    default_priority = 200
+    conversion_rules = [("image/gif", "image/png")]
+
+    def is_available(self) -> bool:
+        try:
+            import PIL  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def convert(self, _from: str, _to: str) -> bool:
+        from PIL import Image
+
+        with Image.open(_from) as im:
+            im.seek(0)
+            im.convert("RGB").save(_to, format="PNG")
+        return True
+
+
 def setup(app):
     app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.add_post_transform(GifStill)
     app.add_role("result", ResultRole())
     app.add_directive("repro-table", ReproTable)
     app.add_directive("repro-dashboard", ReproDashboard)
