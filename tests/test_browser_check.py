@@ -329,8 +329,13 @@ def test_search_finds_pages_and_names_misses(checker, site: Path) -> None:
 
 
 def test_screenshot_is_a_png(checker, tmp_path: Path) -> None:
+    import struct
     out = checker.screenshot("clean.html", tmp_path / "shots" / "clean.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000
+    phone = checker.screenshot("clean.html", tmp_path / "shots" / "phone.png", viewport="phone 390x844")
+    assert struct.unpack(">I", phone.read_bytes()[16:20])[0] == 390      # the PNG's width
+    with pytest.raises(ValueError, match="theme must be one of"):
+        checker.screenshot("clean.html", tmp_path / "x.png", theme="sepia")
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ images and Jupyter widgets have had time to appear, the page FAILS on any of:
 
 Then, for the whole site: the search page (``search.html?q=WORD``) must find each chapter's page
 for a word from that chapter (:data:`SEARCH_WORDS`), and screenshots of the intro and of one
-chapter are saved under ``_build/screenshots/``.
+chapter (and of that chapter on the dark theme and at a phone's width) are saved under
+``_build/screenshots/``.
 
 Pages: every ``*.html`` file under the build folder except those in top-level folders whose names
 start with an underscore (Sphinx's asset folders ``_static``, ``_sources``, ``_images``,
@@ -746,12 +747,22 @@ class BrowserChecker:
             links.append(posixpath.normpath(path).lstrip("/"))
         return found["finished"], links
 
-    def screenshot(self, page: str, out: Path) -> Path:
-        """Save a screenshot of ``page`` (as the window shows it, 1280 px wide) to ``out``."""
+    def screenshot(self, page: str, out: Path, *, theme: str = THEMES[0],
+                   viewport: str = next(iter(VIEWPORTS))) -> Path:
+        """Save a screenshot of ``page`` as a window of ``viewport`` (a key of
+        :data:`VIEWPORTS`) on ``theme`` shows it, to ``out``. The window is left light, at the
+        first viewport."""
+        if theme not in THEMES or viewport not in VIEWPORTS:
+            raise ValueError(f"theme must be one of {THEMES} and viewport one of {tuple(VIEWPORTS)}; "
+                             f"got {theme!r}, {viewport!r}")
+        self._viewport(*VIEWPORTS[viewport])
         self.driver.get(self.server.base_url + page.lstrip("/"))
         self.driver.execute_async_script(JS_WAIT_MATHJAX, self.timeout)
+        self.driver.execute_async_script(JS_SET_THEME, theme)
         out.parent.mkdir(parents=True, exist_ok=True)
         self.driver.save_screenshot(str(out))
+        self.driver.execute_async_script(JS_SET_THEME, THEMES[0])
+        self._viewport(*next(iter(VIEWPORTS.values())))
         return out
 
 
@@ -806,6 +817,12 @@ def check_site(root: Path, timeout: float = 20.0, pages: list[str] | None = None
             for page in SCREENSHOT_PAGES:
                 if (root / page).is_file():
                     checker.screenshot(page, shots / (Path(page).stem + ".png"))
+            # the chapter as a reader on the dark theme, and on a phone, sees it
+            chapter = SCREENSHOT_PAGES[-1]
+            if (root / chapter).is_file():
+                stem = Path(chapter).stem
+                checker.screenshot(chapter, shots / f"{stem}-dark.png", theme="dark")
+                checker.screenshot(chapter, shots / f"{stem}-phone.png", viewport="phone 390x844")
         return out
 
 
