@@ -163,8 +163,10 @@ The network writes each segment's spans as symbols, three per span, in order of 
 STOP:
 
 $$
-y = (s_1, \ell_1, c_1,\; s_2, \ell_2, c_2,\; \dots,\; \mathrm{STOP}),
-\qquad s_i \in \{0, \dots, k-1\},\ \ell_i \in \{1, \dots, k\},\ c_i \in \mathcal C .
+\begin{gathered}
+y = (s_1, \ell_1, c_1,\; s_2, \ell_2, c_2,\; \dots,\; \mathrm{STOP}), \\
+s_i \in \{0, \dots, k-1\},\quad \ell_i \in \{1, \dots, k\},\quad c_i \in \mathcal C .
+\end{gathered}
 $$
 
 Starts are offsets *within the segment* of $k$ bytes, so the output vocabulary is $k$ starts,
