@@ -69,10 +69,12 @@ A layer keeps real weights $W \in [-H, H]$ (clipped there after every update) an
 forward pass, uses
 
 $$
-W_b = \begin{cases} +H & \text{with probability } p = \operatorname{clip}\big(\tfrac{W/H + 1}{2}, 0, 1\big) \\
+\begin{gathered}
+W_b = \begin{cases} +H & \text{with probability } p, \\
 -H & \text{with probability } 1 - p, \end{cases}
-\qquad
+\qquad p = \operatorname{clip}\big(\tfrac{W/H + 1}{2}, 0, 1\big), \\
 \mathbb E[W_b] = H p - H (1 - p) = H(2p - 1) = W .
+\end{gathered}
 $$
 
 So $W_b x$ is, on average, $W x$, and it costs no multiplication by a weight: each output is
@@ -130,8 +132,10 @@ linear unit with squared loss the expectation has a closed form: the samples are
 with mean $W$, so
 
 $$
-\mathbb E\big[(y - W_b^\top x)^2\big] = (y - W^\top x)^2 + \operatorname{Var}[W_b^\top x]
-= (y - W^\top x)^2 + \sum_i \operatorname{Var}[W_{b,i}]\, x_i^2 ,
+\begin{aligned}
+\mathbb E\big[(y - W_b^\top x)^2\big] &= (y - W^\top x)^2 + \operatorname{Var}[W_b^\top x] \\
+&= (y - W^\top x)^2 + \sum_i \operatorname{Var}[W_{b,i}]\, x_i^2 ,
+\end{aligned}
 $$
 
 the loss of the real weights plus a data-dependent penalty: $\sum_i (H^2 - W_i^2) x_i^2$ for
@@ -155,7 +159,7 @@ for name, fn, var in (("binary", fm.binarize, H**2 - W**2),
     predicted = (y_u - W @ x_u) ** 2 + (var * x_u**2).sum()
     se_l = losses.std() / math.sqrt(n)
     print(f"{name:8s} mean sampled loss {losses.mean():.5f} ± {se_l:.5f}   "
-          f"loss of W + penalty {predicted:.5f}   (loss of W alone "
+          f"loss of W + penalty {predicted:.5f}\n{'':9s}(loss of W alone "
           f"{(y_u - W @ x_u) ** 2:.5f})")
     assert abs(float(losses.mean() - predicted)) <= 3 * float(se_l)
 """)
@@ -270,7 +274,9 @@ images, 2 epochs); the comparison is read from the committed `cpu` run.
 
 code(r"""
 config = runtime.config_for(fm.Config, SCALE)
-print(config)
+import textwrap
+
+print(textwrap.fill(repr(config), 79, subsequent_indent="    "))
 """, "nbval-check-output")
 
 code(r"""
@@ -284,8 +290,8 @@ spread = results.read("few_multiplications", "spread")
 BAR = 0.3   # an untrained network errs on about 90% of the test images
 for v in fm.VARIANTS:
     s = results.spread(spread, f"test_error.{v}")
-    print(f"{v:11s} quick test error {m[f'test_error.{v}']:.4f}   "
-          + s.describe(BAR))
+    print(f"{v:11s} quick test error {m[f'test_error.{v}']:.4f}")
+    print("  " + s.describe(BAR))
     assert s.separates(BAR)
     assert s.passes(m[f"test_error.{v}"], BAR)
 """)
@@ -321,16 +327,18 @@ def per_seed(v):
     return [cm[f"test_error.{v}.seed{s}"] for s in seeds]
 
 
-print(f"{'variant':24s} test error % per seed       mean ± sd     paper   "
-      "best epochs")
+# test error (%) of each seed, their mean ± sd, the paper's number, and the
+# epoch each seed's model was taken from (best validation error)
+print(f"{'variant':22s} {'error % per seed':16s}  {'mean ± sd':11s}  "
+      f"{'paper':5s}  best epochs")
 for v in fm.VARIANTS:
     p = cpu["paper"].get(f"test_error.{v}")
     paper_txt = f"{100 * p['value']:.2f}" if p else "  -  "
     eps = ", ".join(f"{cm[f'best_epoch.{v}.seed{s}']:.0f}" for s in seeds)
-    print(f"{LABELS[v]:24s} "
+    print(f"{LABELS[v]:22s} "
           + "  ".join(f"{100 * e:.2f}" for e in per_seed(v))
-          + f"   {100 * cm[f'test_error.{v}']:.2f} ± "
-          f"{100 * cm[f'test_error_sd.{v}']:.2f}   {paper_txt}   {eps}")
+          + f"  {100 * cm[f'test_error.{v}']:.2f} ± "
+          f"{100 * cm[f'test_error_sd.{v}']:.2f}  {paper_txt}  {eps}")
 """)
 
 code(r"""
@@ -376,7 +384,9 @@ order = {}
 for e in checkpoints:
     order[e] = sorted(fm.VARIANTS, key=lambda v: mean_val[v][e - 1])
     print(f"epoch {e:2d}: " + " < ".join(
-        f"{v} {100 * mean_val[v][e - 1]:.2f}" for v in order[e]))
+        f"{v} {100 * mean_val[v][e - 1]:.2f}" for v in order[e][:3])
+          + "\n" + " " * 10 + " < ".join(
+        f"{v} {100 * mean_val[v][e - 1]:.2f}" for v in order[e][3:]))
 # the issue's bar: ternary connect + quantized backprop within 1 point of full
 assert cm["test_error.ternary_qb"] - cm["test_error.full"] <= 0.01
 # the counts in the results file are the analytic ones derived above
@@ -471,14 +481,14 @@ paper_cfg = fm.Config.paper()
 core_h = sum(per_epoch[v] * paper_cfg.epochs * len(paper_cfg.seeds)
              for v in paper_cfg.variants) / 3600
 print(f"MNIST, 1,000 epochs x {len(paper_cfg.variants)} variants x "
-      f"{len(paper_cfg.seeds)} seeds: {core_h:,.0f} core-hours on this CPU "
-      f"({min(per_epoch.values()):.0f}-{max(per_epoch.values()):.0f} s an "
+      f"{len(paper_cfg.seeds)} seeds: {core_h:,.0f} core-hours on this CPU\n"
+      f"  ({min(per_epoch.values()):.0f}-{max(per_epoch.values()):.0f} s an "
       "epoch); authors: under an hour a run on a Tesla M2050")
 from papernotes_core.few_multiplications import conv
 model = conv.FewMultCNN(mode="full")
 n_params = sum(p.numel() for p in model.parameters())
 print(f"conv net: {n_params / 1e6:.1f}M parameters; authors: about 5 h a run "
-      "on CIFAR-10 and 15 h on SVHN (Titan X)")
+      "on CIFAR-10\n  and 15 h on SVHN (Titan X)")
 if SCALE == "paper":
     mnist_paper = fm.run(paper_cfg, scale="paper")
     cifar = conv.run_cnn(conv.CNNConfig.paper("cifar10"))

@@ -260,7 +260,9 @@ is still far from MNIST's. The comparison comes from the committed `cpu` run bel
 
 code(r"""
 config = runtime.config_for(gran.Config, SCALE)
-print(config)
+import textwrap
+
+print(textwrap.fill(repr(config), 79, subsequent_indent="    "))
 """, "nbval-check-output")
 
 code(r"""
@@ -275,15 +277,15 @@ spread = results.read("gran", "spread")
 BAR = 0.1   # a discriminator that cannot tell data from samples: about 0.5
 for name in config.models:
     s = results.spread(spread, f"d_balanced_error.{name}")
-    print(f"{name:8s} D's balanced error {m[f'd_balanced_error.{name}']:.3f}"
-          "   " + s.describe(BAR))
+    print(f"{name:8s} D's balanced error {m[f'd_balanced_error.{name}']:.3f}")
+    print(f"{'':8s} " + s.describe(BAR))
     assert s.separates(BAR)
     assert s.passes(m[f"d_balanced_error.{name}"], BAR)
     p = results.spread(spread, f"pixel_mean_gap.{name}")
     print(f"{'':8s} |mean pixel - test images'| "
           f"{m[f'pixel_mean_gap.{name}']:.3f}: trained, worst "
-          f"{p.worst_trained:.3f}; untrained, best {p.best_untrained:.3f}"
-          " (not separated: not a claim)")
+          f"{p.worst_trained:.3f};\n{'':8s} untrained, best "
+          f"{p.best_untrained:.3f} (not separated: not a claim)")
 b = "gran_t3_vs_dcgan"
 print(f"quick battle (one seed): r_test {m[f'gam_r_test.{b}']:.2f}, "
       f"r_sample {m[f'gam_r_sample.{b}']:.2f}")
@@ -396,15 +398,17 @@ the per-seed values in the figure below say more.
 
 code(r"""
 BATTLES = [f"{a}_vs_{b}" for a, b in gran.BATTLES]
-print(f"{'battle':20s} {'r_test':>15s} {'r_sample':>13s}  M1/M2/void"
-      "   battle.py r_sample, M1 wins")
+# mean ± sd over seed pairs of the two ratios; the paper's verdicts (M1 wins /
+# M2 wins / void); and the authors' battle.py's r_sample and M1 wins
+print(f"{'battle':18s} {'r_test':>15s} {'r_sample':>13s} M1/M2/void"
+      "  battle.py, M1 wins")
 for b in BATTLES:
     rt, rt_sd = cm[f"gam_r_test.{b}"], cm[f"gam_r_test_sd.{b}"]
     rs, rs_sd = cm[f"gam_r_sample.{b}"], cm[f"gam_r_sample_sd.{b}"]
-    print(f"{b:20s} {rt:8.3g}±{rt_sd:<6.3g} {rs:6.3g}±{rs_sd:<6.3g}"
-          f"  {cm[f'gam_m1_wins.{b}']:.0f}/{cm[f'gam_m2_wins.{b}']:.0f}/"
+    print(f"{b:18s} {rt:8.3g}±{rt_sd:<6.3g} {rs:6.3g}±{rs_sd:<6.3g}"
+          f" {cm[f'gam_m1_wins.{b}']:.0f}/{cm[f'gam_m2_wins.{b}']:.0f}/"
           f"{cm[f'gam_void.{b}']:.0f}"
-          f"        {cm[f'gam_battle_py_r_sample.{b}']:.4f}, "
+          f"       {cm[f'gam_battle_py_r_sample.{b}']:.4g}, "
           f"{cm[f'gam_battle_py_m1_wins.{b}']:.0f} of {len(seeds)}")
 """)
 
@@ -422,7 +426,7 @@ def verdict(b):
 
 
 for b in BATTLES:
-    print(f"{b:20s} {verdict(b)}")
+    print(f"{b}: {verdict(b)}")
 """)
 
 code(r"""

@@ -83,13 +83,16 @@ package (or a verified download where it is absent):
 code(r"""
 corpus = ptb.load_ptb()
 sizes = {s: len(corpus.split(s)) for s in ptb.PTB_SPLITS}
-print("tokens per split:", sizes, "| vocabulary:", len(corpus.words))
+print("tokens per split:", sizes)
+print("vocabulary:", len(corpus.words))
 assert sizes == {"train": 929_589, "valid": 73_760, "test": 82_430}
 assert len(corpus.words) == 10_000
 """, "nbval-check-output")
 
 code(r"""
-print(corpus.decode(corpus.valid[:24]))
+import textwrap
+
+print(textwrap.fill(corpus.decode(corpus.valid[:24]), 79))
 """, "nbval-check-output")
 
 md(r"""
@@ -328,7 +331,9 @@ The claims are then read from the committed `cpu` run.
 
 code(r"""
 config = runtime.config_for(rd.Config, SCALE)
-print(config)
+import textwrap
+
+print(textwrap.fill(repr(config), 79, subsequent_indent="    "))
 """, "nbval-check-output")
 
 code(r"""
@@ -350,7 +355,8 @@ for pl in rd.PLACEMENTS:
 BAR = 2000.0
 s = results.spread(results.read("rnn_dropout", "spread"), "test_ppl.small")
 print(s.runs_text())
-print("small model, quick: " + s.describe(BAR))
+print("small model, quick:")
+print("  " + s.describe(BAR))
 assert s.separates(BAR)
 assert s.passes(m["test_ppl.small"], BAR)
 """)
@@ -377,7 +383,7 @@ print(f"width {ccfg['claim_hidden']}, {ccfg['claim_epochs']} epochs on the "
 for pl in ("dropout", "recurrent_dropout"):
     grid = {k.rsplit(".p", 1)[1]: v for k, v in cm.items()
             if k.startswith(f"val_ppl_grid.{pl}.p")}
-    print(f"  {pl}: validation perplexity by rate (seed {seeds[0]}) "
+    print(f"  {pl}: validation perplexity by rate (seed {seeds[0]})\n    "
           + ", ".join(f"p={r}: {v:.1f}" for r, v in grid.items())
           + f"  -> chosen p = {cm[f'dropout_rate.{pl}']}")
 print("best validation perplexity per seed (epoch of the best):")
@@ -385,7 +391,7 @@ for pl in rd.PLACEMENTS:
     runs = "  ".join(
         f"{cm[f'val_ppl.{pl}.seed{s}']:.1f} "
         f"(ep {cm[f'best_epoch.{pl}.seed{s}']:.0f})" for s in seeds)
-    print(f"  {pl:18s} {runs}   mean ± sd {cm[f'val_ppl.{pl}']:.1f} "
+    print(f"  {pl:18s} {runs}\n{'':20s} mean ± sd {cm[f'val_ppl.{pl}']:.1f} "
           f"± {cm[f'val_ppl_sd.{pl}']:.1f}   rise after the best "
           f"{cm[f'val_ppl_rise.{pl}']:+.1f}")
 """)
@@ -430,8 +436,9 @@ def per_seed(pl):
 tests = {}
 for a, b in (("dropout", "no_dropout"), ("dropout", "recurrent_dropout")):
     tests[b] = w = evaluation.welch_t_test(per_seed(a), per_seed(b))
-    print(f"{a} vs {b}: {cm[f'val_ppl.{a}']:.1f} vs {cm[f'val_ppl.{b}']:.1f}, "
-          f"diff {w.diff:+.1f}, t {w.t:+.2f}, df {w.df:.1f}, p = {w.p:.2g}")
+    print(f"{a} vs {b}: {cm[f'val_ppl.{a}']:.1f} vs "
+          f"{cm[f'val_ppl.{b}']:.1f},\n  diff {w.diff:+.1f}, t {w.t:+.2f}, "
+          f"df {w.df:.1f}, p = {w.p:.2g}")
 # (a) without dropout the network over-fits: validation turns up after its best
 # epoch on every seed and climbs far above it, while with dropout it is flat
 # or still improving at the end ...
@@ -479,7 +486,7 @@ for pl in rd.PLACEMENTS:
     c20, full = cm[f"context_ppl.{pl}.c20"], cm[f"context_ppl.{pl}.full"]
     gain[pl] = c20 / full
     print(f"{pl:18s} context 20: {c20:6.1f}   unlimited: {full:6.1f}   "
-          f"ratio {gain[pl]:.3f}   (the rerun matches its run to "
+          f"ratio {gain[pl]:.3f}\n{'':18s} (the rerun matches its run to "
           f"{cm[f'probe_vs_run_max_diff.{pl}']:.1g})")
 # one seed: an observation. Both dropout placements gain the same from the
 # context beyond 20 tokens (within 2%): no sign that recurrent masks erased
@@ -528,7 +535,7 @@ fig.tight_layout()
 plt.show()
 small = cm["test_ppl.small"]
 print(f"test perplexity {small:.1f} (paper 114.5); validation after the last "
-      f"epoch {cm['val_ppl_last.small']:.1f} (paper 120.7); "
+      f"epoch {cm['val_ppl_last.small']:.1f} (paper 120.7);\n"
       f"{cm['tokens_per_s.small']:.0f} training tokens/s on one CPU thread")
 assert small <= 120
 """)
@@ -565,7 +572,7 @@ for name, cfg in paper_models.items():
     # 2 GB for all three; any Colab GPU (T4 and up) holds them
     line = (f"{name:6s} {n_params / 1e6:5.1f}M parameters "
             f"({4 * n_params / 2**20:4.0f} MiB in float32), {cfg.epochs} "
-            f"epochs; paper: about {K20_HOURS[name]} h on a K20")
+            f"epochs;\n{'':7s}paper: about {K20_HOURS[name]} h on a K20")
     if f"ours_tokens_per_s.{name}" in bench:
         tok_s = bench[f"ours_tokens_per_s.{name}"]
         hours = 929_589 * cfg.epochs / tok_s / 3600
@@ -628,7 +635,8 @@ cfg = rd.LMConfig(hidden=16, vocab_size=50, dropout=0.5,
 m = rd.LSTMLM(cfg).train()
 T, B = 35, 4
 masks = m.sample_masks(T, B)
-masks["rec"] = [mk[:1].expand(T, B, 16) for mk in masks["rec"]]  # one mask per sequence
+# one mask per sequence
+masks["rec"] = [mk[:1].expand(T, B, 16) for mk in masks["rec"]]
 logits, _ = m(torch.randint(0, 50, (T, B)), masks=masks)
 kept = masks["rec"][0][:, 0] > 0           # (T, units) for column 0
 print(kept.all(dim=0).float().mean())      # ~ 1 - p, whatever T is

@@ -75,15 +75,20 @@ languages' words together.
 """)
 
 code(r"""
+import textwrap
+
 kjv, rv = sword.load_bible("engKJV2006eb"), sword.load_bible("spaRV1909eb")
 for ref in (("Gen", 1, 1), ("John", 3, 16)):
     print(" ".join(map(str, ref)))
-    print("  en:", kjv.verse(*ref))
-    print("  es:", rv.verse(*ref))
+    for lang, bible in (("en", kjv), ("es", rv)):
+        print(textwrap.fill(bible.verse(*ref), 79,
+                            initial_indent=f"  {lang}: ",
+                            subsequent_indent="      "))
 en, es = tm.bible_sentences("en"), tm.bible_sentences("es")
-print(f"verses: {len(en):,} English, {len(es):,} Spanish; tokens: "
-      f"{sum(map(len, en)):,} English, {sum(map(len, es)):,} Spanish")
-print("first tokens:", en[0][:8], es[0][:8])
+print(f"verses: {len(en):,} English, {len(es):,} Spanish")
+print(f"tokens: {sum(map(len, en)):,} English, {sum(map(len, es)):,} Spanish")
+print("first tokens:", en[0][:8])
+print("             ", es[0][:8])
 """, "nbval-check-output")
 
 md(r"""
@@ -94,7 +99,8 @@ their Bible) can be used; the study below reports how many.
 
 code(r"""
 pairs = tm.dictionary_pairs()
-print(f"{len(pairs):,} single-word pairs, e.g.", pairs[1000:1004])
+print(f"{len(pairs):,} single-word pairs, e.g.")
+print(" ", pairs[1000:1004])
 entries = {e.headword: e for e in tm.dictionary_entries()}
 print(repr(entries["dog"].raw))
 """, "nbval-check-output")
@@ -107,9 +113,10 @@ $Z \in \mathbb R^{n \times d_2}$ (Spanish). The paper learns $W \in \mathbb R^{d
 by minimising
 
 $$
-L(W) = \sum_{i=1}^n \lVert W x_i - z_i \rVert^2 = \lVert X W^\top - Z \rVert_F^2 ,
-\qquad
+\begin{gathered}
+L(W) = \sum_{i=1}^n \lVert W x_i - z_i \rVert^2 = \lVert X W^\top - Z \rVert_F^2 , \\
 \nabla_W L = 2\,(W X^\top X - Z^\top X).
+\end{gathered}
 $$
 
 The gradient vanishes where $W X^\top X = Z^\top X$ (the normal equations), so when
@@ -124,7 +131,7 @@ keeping the first seed's vectors for what follows:
 
 code(r"""
 config = runtime.config_for(tm.Config, SCALE)
-print(config)
+print(textwrap.fill(repr(config), 79, subsequent_indent="    "))
 """, "nbval-check-output")
 
 code(r"""
@@ -135,10 +142,11 @@ src, tgt, gold = keep["src"], keep["tgt"], keep["gold"]
 dev, folds = keep["dev"], keep["folds"]
 m = out["metrics"]
 print(f"vocabularies: {len(src):,} English, {len(tgt):,} Spanish words "
-      f"(min count {config.min_count}); {m['source_words']:.0f} English "
-      f"words with a translation that has a vector "
-      f"({m['pairs_in_vocab']:.0f} pairs): {len(dev)} development words, "
-      f"{len(folds)} folds of {min(map(len, folds))}-{max(map(len, folds))}")
+      f"(min count {config.min_count})")
+print(f"{m['source_words']:.0f} English words with a translation that has a "
+      f"vector ({m['pairs_in_vocab']:.0f} pairs):")
+print(f"  {len(dev)} development words, {len(folds)} folds of "
+      f"{min(map(len, folds))}-{max(map(len, folds))}")
 """, "nbval-ignore-output")
 
 md(r"""
@@ -155,7 +163,7 @@ W = tm.fit_lstsq(X, Z)
 grad = 2 * (W @ X.T @ X - Z.T @ X)
 scale = np.abs(Z.T @ X).max()
 print(f"{X.shape[0]} pairs; largest gradient entry at the solution "
-      f"{np.abs(grad).max():.1e} (scale of Z^T X: {scale:.1e})")
+      f"{np.abs(grad).max():.1e}\n  (scale of Z^T X: {scale:.1e})")
 assert np.abs(grad).max() < 1e-6 * scale
 rng = np.random.default_rng(0)
 W1 = W + 0.01 * rng.standard_normal(W.shape)
@@ -261,8 +269,8 @@ spread = results.read("translation_matrix", "spread")
 BARS = {"matrix": 0.03, "procrustes": 0.10}
 for meth, bar in BARS.items():
     s = results.spread(spread, f"p_at_5.{meth}")
-    print(f"{meth:11s} quick P@5 {m[f'p_at_5.{meth}']:.3f}   "
-          + s.describe(bar))
+    print(f"{meth:11s} quick P@5 {m[f'p_at_5.{meth}']:.3f}")
+    print("  " + s.describe(bar))
     assert s.separates(bar)
     assert s.passes(m[f"p_at_5.{meth}"], bar)
 """)
@@ -287,7 +295,7 @@ for name in sorted(k for k in cm if k.startswith("dev_p_at_5.")):
 kind = "skip-gram" if cm["selected.sg"] else "CBOW"
 print(f"chosen: {kind}, {cm['selected.dim_src']:.0f} English / "
       f"{cm['selected.dim_tgt']:.0f} Spanish dimensions; {ccfg['epochs']} "
-      f"epochs, window {ccfg['window']}; seeds {ccfg['seeds']}; "
+      f"epochs,\n  window {ccfg['window']}; seeds {ccfg['seeds']}; "
       f"{cpu['provenance']['wall_s'] / 60:.0f} minutes on one core")
 """)
 
@@ -381,17 +389,18 @@ cut = np.quantile(cos, 0.75)
 flagged = sorted((w for w, d in details.items()
                   if d["top1_cos"] >= cut and d["gold_rank"] > 50),
                  key=lambda w: -details[w]["top1_cos"])
-print(f"{len(details)} held-out words; {len(flagged)} confident disagreements "
-      f"(first-choice cosine in the top quarter, >= {cut:.2f}, and the "
-      f"dictionary's word ranked beyond 50)")
+print(f"{len(details)} held-out words; {len(flagged)} confident "
+      f"disagreements\n"
+      f"  (first-choice cosine in the top quarter, >= {cut:.2f}, and the "
+      f"dictionary's\n  word ranked beyond 50)")
 def row(w):
     d = details[w]
     ents = [e for e in by_head.get(w, [])
             if set(d["gold"]) & {t.lower() for t in e.translations}]
     pron = ", ".join(sorted({e.pronunciation or "?" for e in ents}))
     print(f"{w:9s} dictionary {'/'.join(d['gold'])[:18]:18s} "
-          f"(rank {d['gold_rank']:>4d}, /{pron}/) "
-          f"map: {', '.join(d['top5'][:3])}")
+          f"(rank {d['gold_rank']:>4d}, /{pron}/)\n"
+          f"{'':10s}map: {', '.join(d['top5'][:3])}")
 
 for w in flagged[:12]:
     row(w)
@@ -455,7 +464,7 @@ print(f"  batched product + argpartition: "
 print(f"  loop of matrix-vector products: {ms['topk_loop']:4.1f} ms "
       f"({b['retrieval_speedup_vs_loop']:.1f}x the batched time)")
 print(f"  HNSW, efSearch 32: search {ms['ann_search']:.1f} ms "
-      f"({b['ann_speedup_vs_exact']:.2f}x the exact speed), recall@5 "
+      f"({b['ann_speedup_vs_exact']:.2f}x the exact speed),\n    recall@5 "
       f"{b['ann_recall_at_5']:.3f}, build {ms['ann_build']:.0f} ms")
 for (ef, rec), (_, sec) in zip(bench["curves"]["ann_recall_vs_ef_search"],
                                bench["curves"]["ann_seconds_vs_ef_search"]):
