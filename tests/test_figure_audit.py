@@ -30,7 +30,8 @@ spec.loader.exec_module(fa)
 def audit():
     """Install the hook; yield a function that draws a figure and returns its new problems."""
     original = FigureCanvasBase.print_figure
-    shell = types.SimpleNamespace(execution_count=7)
+    # IPython has counted the running cell already: cell [7] runs with execution_count 8
+    shell = types.SimpleNamespace(execution_count=8)
     exec(fa.HOOK_CELL, {"get_ipython": lambda: shell})
     state = sys.modules["_papernotes_figures"]
 
@@ -72,6 +73,19 @@ def test_suptitle_and_shared_labels_are_enough(audit):
     axes[0].set_ylabel("return")          # the right panel shares it
     fig.suptitle("two runs")
     assert audit(fig) == []
+
+
+def test_a_twin_axis_shares_its_hosts_title(audit):
+    fig = good_figure()
+    twin = fig.axes[0].twinx()
+    twin.step([0, 1], [1, 0.5])
+    twin.set_ylabel("step size")
+    assert audit(fig) == []
+    fig = good_figure()
+    other = fig.add_axes((0.7, 0.6, 0.2, 0.2))     # an inset is a panel of its own
+    other.plot([0, 1], [0, 1])
+    other.set(xlabel="a", ylabel="b")
+    assert "cell [7]: no title: give the figure a suptitle or every panel a title" in audit(fig)
 
 
 def test_image_grid_with_axes_off_needs_only_a_title(audit):

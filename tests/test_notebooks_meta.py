@@ -99,3 +99,16 @@ def test_notebook_lines_fit_the_page(path):
     at most 79 characters a line."""
     problems = too_wide(json.loads(path.read_text()))
     assert not problems, f"{path.name}: lines wider than {WIDTH} characters:\n" + "\n".join(problems[:20])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_figures_were_checked(path):
+    """Figures for people (issue 19): tools/run_notebooks.py checked every figure the notebook
+    drew (title, axis labels, text size on the page: tools/figure_audit.py) and recorded what
+    it found; the committed outputs have no problems."""
+    meta = json.loads(path.read_text())["metadata"].get("papernotes", {})
+    record = meta.get("figures")
+    assert record is not None, (f"{path.name}: no figure record; re-execute it: "
+                                f"make notebooks NOTEBOOKS=notebooks/{path.name}")
+    assert record["checked"] >= 1, f"{path.name}: no figure was drawn"
+    assert record["problems"] == [], f"{path.name}: " + "\n".join(record["problems"])

@@ -70,8 +70,11 @@ def _papernotes_figures_install(column_px, min_text_px):
         panels = [ax for ax in fig.axes if ax.get_visible() and has_content(ax)
                   and not hasattr(ax, "_colorbar")]
         suptitle = fig._suptitle is not None and fig._suptitle.get_text().strip()
+        # a twin axes (ax.twinx()) sits on its host's box and shares its title
+        hosts = [ax for i, ax in enumerate(panels) if not any(
+            o.get_position().bounds == ax.get_position().bounds for o in panels[:i])]
         if not suptitle and any(not ax.get_title().strip() and not ax.get_title("left").strip()
-                                and not ax.get_title("right").strip() for ax in panels):
+                                and not ax.get_title("right").strip() for ax in hosts):
             out.append("no title: give the figure a suptitle or every panel a title")
         for i, ax in enumerate(panels):
             if not ax.axison:
@@ -116,7 +119,8 @@ def _papernotes_figures_install(column_px, min_text_px):
             except Exception as exc:            # never break the notebook over the audit
                 found = [f"could not be checked: {exc!r}"]
             for p in found:
-                state.problems.append(f"cell [{ip.execution_count}]: {p}")
+                # while a cell runs, IPython's count is already the next cell's
+                state.problems.append(f"cell [{ip.execution_count - 1}]: {p}")
         return original(self, *args, **kwargs)
 
     FigureCanvasBase.print_figure = print_figure

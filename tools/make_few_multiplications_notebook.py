@@ -343,7 +343,7 @@ for v in fm.VARIANTS:
 
 code(r"""
 from matplotlib.ticker import MaxNLocator
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
 for v in fm.VARIANTS:
     val = np.array([np.array(cc[f"val_error_vs_epoch.{v}.seed{s}"])[:, 1]
                     for s in seeds])
@@ -360,7 +360,7 @@ axes[1].set(xlabel="epoch", ylabel="training loss (squared hinge)",
             yscale="log", title="Training loss (under the sampled weights)")
 for ax in axes:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 """)

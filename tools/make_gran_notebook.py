@@ -426,7 +426,7 @@ def verdict(b):
 
 
 for b in BATTLES:
-    print(f"{b}: {verdict(b)}")
+    print(f"{b}:\n  {verdict(b)}")
 """)
 
 code(r"""
@@ -445,8 +445,12 @@ for k, (ratio, ax) in enumerate(zip(("r_test", "r_sample"), axes)):
     ax.set_yticks(range(len(BATTLES)), BATTLES, fontsize=8)
     ax.set_xlabel(f"{ratio} (95 % bootstrap interval)")
     ax.set_xscale("log")
+axes[0].set_ylabel("battle M1_vs_M2")
+axes[0].set_title("test ratio: 1 inside the interval, or void")
 axes[0].legend(fontsize=8)
-axes[1].set_title("M1 wins left of 1 (if r_test's interval holds 1)")
+axes[1].set_title("sample ratio: M1 wins left of 1")
+axes[1].set_ylabel("battle M1_vs_M2")
+fig.suptitle("Generative adversarial metric, three seeds per battle")
 plt.tight_layout()
 plt.show()
 """)
@@ -495,6 +499,7 @@ for i in range(len(MODELS)):
                 color="white" if E[i, j] < E.max() / 2 else "black",
                 fontsize=8)
 fig.colorbar(im, label="error rate (sample called real)")
+ax.set_title("Each discriminator on each generator's samples")
 plt.tight_layout()
 plt.show()
 """)

@@ -398,7 +398,7 @@ for pl in rd.PLACEMENTS:
 
 code(r"""
 from matplotlib.ticker import MaxNLocator
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
 n_quick = config.claim_train_tokens or 929_589
 for ax, data, name in (
         (axes[0], out, f"This run ({SCALE}): {config.claim_hidden} units, "
@@ -418,7 +418,7 @@ for ax, data, name in (
                     label="training (under dropout)" if first else None)
     ax.set(xlabel="epoch", ylabel="perplexity", yscale="log", title=name)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
 fig.suptitle("Validation (solid) and training (dotted) perplexity per epoch")
 fig.tight_layout()
 plt.show()
@@ -534,7 +534,7 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 small = cm["test_ppl.small"]
-print(f"test perplexity {small:.1f} (paper 114.5); validation after the last "
+print(f"test perplexity {small:.1f} (paper 114.5);\nvalidation after the last "
       f"epoch {cm['val_ppl_last.small']:.1f} (paper 120.7);\n"
       f"{cm['tokens_per_s.small']:.0f} training tokens/s on one CPU thread")
 assert small <= 120

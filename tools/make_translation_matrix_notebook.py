@@ -87,8 +87,8 @@ for ref in (("Gen", 1, 1), ("John", 3, 16)):
 en, es = tm.bible_sentences("en"), tm.bible_sentences("es")
 print(f"verses: {len(en):,} English, {len(es):,} Spanish")
 print(f"tokens: {sum(map(len, en)):,} English, {sum(map(len, es)):,} Spanish")
-print("first tokens:", en[0][:8])
-print("             ", es[0][:8])
+print("first tokens:", " ".join(en[0][:8]))
+print("             ", " ".join(es[0][:8]))
 """, "nbval-check-output")
 
 md(r"""
@@ -100,7 +100,7 @@ their Bible) can be used; the study below reports how many.
 code(r"""
 pairs = tm.dictionary_pairs()
 print(f"{len(pairs):,} single-word pairs, e.g.")
-print(" ", pairs[1000:1004])
+print(" ", ", ".join(f"{a} → {b}" for a, b in pairs[1000:1004]))
 entries = {e.headword: e for e in tm.dictionary_entries()}
 print(repr(entries["dog"].raw))
 """, "nbval-check-output")
