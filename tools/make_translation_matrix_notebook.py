@@ -100,7 +100,7 @@ their Bible) can be used; the study below reports how many.
 code(r"""
 pairs = tm.dictionary_pairs()
 print(f"{len(pairs):,} single-word pairs, e.g.")
-print(" ", ", ".join(f"{a} → {b}" for a, b in pairs[1000:1004]))
+print(" ", ", ".join(f"{a} → {b}" for a, b in pairs[1000:1003]))
 entries = {e.headword: e for e in tm.dictionary_entries()}
 print(repr(entries["dog"].raw))
 """, "nbval-check-output")
