@@ -300,3 +300,21 @@ def test_executed_notebook_passes_then_fails_after_a_change(executed):
         f.write("# a comment\n")
     problems = freshness.check(path, root=root, data_dir=data)
     assert [p.split(":")[0] for p in problems] == ["data/in.bin", "src/papernotes_core/runtime.py"]
+
+
+def test_a_batch_leaves_the_checkout_as_it_was_until_every_notebook_has_run(tmp_path):
+    """Results record whether the checkout was dirty when their run started: a batch of
+    notebooks must not rewrite the first notebook before the second one runs."""
+    first, second = tmp_path / "a.ipynb", tmp_path / "b.ipynb"
+    first.write_text(json.dumps(_notebook([("code", "1 + 1")])))
+    untouched = first.read_text()
+    check = (f"from pathlib import Path\n"
+             f"assert Path({str(first)!r}).read_text() == {untouched!r}, 'a.ipynb was rewritten'")
+    second.write_text(json.dumps(_notebook([("code", check)])))
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "run_notebooks.py"), str(first), str(second)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PAPERNOTES_RESULTS_OUT": str(tmp_path / "out")})
+    assert run.returncode == 0, run.stdout + run.stderr
+    for path in (first, second):   # both written at the end, with their outputs
+        nb = json.loads(path.read_text())
+        assert nb["cells"][0]["execution_count"] == 1 and "freshness" in nb["metadata"]["papernotes"]

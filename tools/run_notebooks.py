@@ -82,30 +82,37 @@ def main(argv=None) -> int:
     os.environ.setdefault("PAPERNOTES_SCALE", "quick")
     os.environ.setdefault("PYTHONHASHSEED", "0")
     bad, bad_figures = [], []
-    for path in args.notebooks:
-        nb = nbformat.read(path, as_version=4)
-        if args.check:
-            if sync_links(nb, url, path.name):
-                bad.append(str(path))
-            continue
-        sync_links(nb, url, path.name)
-        start = time.perf_counter()
-        freshness.inject(nb)
-        figure_audit.inject(nb, freshness.INJECTED)
-        client = _Client(nb, timeout=args.timeout, kernel_name="python3",
-                         resources={"metadata": {"path": str(path.parent)}}, store_widget_state=True)
-        client.execute()
-        figures = figure_audit.report(nb, freshness.INJECTED)
-        report = freshness.remove_injected(nb)
-        freshness.set_record(nb, freshness.record(nb, report, root=ROOT, notebook=path))
-        nb.metadata.setdefault(freshness.META_KEY, {})["figures"] = figures
-        if figures["problems"]:
-            bad_figures.append(str(path))
-            print(f"{path}: figures a reader could not read:", *figures["problems"], sep="\n  ")
-        for cell in nb.cells:  # timing metadata only makes diffs noisy
-            cell.get("metadata", {}).pop("execution", None)
-        nbformat.write(nb, path)
-        print(f"{path}: executed in {time.perf_counter() - start:.1f} s at scale {os.environ['PAPERNOTES_SCALE']}")
+    # Every notebook is written once the batch has run (or stopped): writing each as it finished
+    # would leave the checkout dirty for the next one, whose results would then record a dirty tree.
+    executed = []
+    try:
+        for path in args.notebooks:
+            nb = nbformat.read(path, as_version=4)
+            if args.check:
+                if sync_links(nb, url, path.name):
+                    bad.append(str(path))
+                continue
+            sync_links(nb, url, path.name)
+            start = time.perf_counter()
+            freshness.inject(nb)
+            figure_audit.inject(nb, freshness.INJECTED)
+            client = _Client(nb, timeout=args.timeout, kernel_name="python3",
+                             resources={"metadata": {"path": str(path.parent)}}, store_widget_state=True)
+            client.execute()
+            figures = figure_audit.report(nb, freshness.INJECTED)
+            report = freshness.remove_injected(nb)
+            freshness.set_record(nb, freshness.record(nb, report, root=ROOT, notebook=path))
+            nb.metadata.setdefault(freshness.META_KEY, {})["figures"] = figures
+            if figures["problems"]:
+                bad_figures.append(str(path))
+                print(f"{path}: figures a reader could not read:", *figures["problems"], sep="\n  ")
+            for cell in nb.cells:  # timing metadata only makes diffs noisy
+                cell.get("metadata", {}).pop("execution", None)
+            executed.append((path, nb))
+            print(f"{path}: executed in {time.perf_counter() - start:.1f} s at scale {os.environ['PAPERNOTES_SCALE']}")
+    finally:
+        for path, nb in executed:
+            nbformat.write(nb, path)
     if bad_figures:
         print("figures without a title, axis labels or readable text (tools/figure_audit.py); "
               "the notebooks were written, fix and re-execute:", *bad_figures, sep="\n  ")
